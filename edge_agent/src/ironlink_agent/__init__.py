@@ -1,0 +1,3 @@
+"""Ironlink gateway agent."""
+
+__version__ = "0.1.0"
