@@ -1,0 +1,56 @@
+# Ironlink: `make lab` brings up the local lab; `make test` runs every test (what CI runs).
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+VENV := .venv
+BIN := $(VENV)/bin
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export ANSIBLE_FORCE_COLOR := false
+SCENARIOS := $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
+
+.PHONY: help deps venv lab lab-down lab-status test lint test-collection test-molecule test-python
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements-dev.txt edge_agent/pyproject.toml
+	python3 -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements-dev.txt -e 'edge_agent[test]'
+	touch $@
+
+venv: $(VENV)/.installed ## Create the pinned Python venv
+
+deps: venv ## Install apt packages, podman config and the test image (once)
+	scripts/setup.sh
+
+lab: deps ## Start the local lab and run site_bringup.yml against it
+	scripts/lab/lab-up.sh
+
+lab-status: venv ## Show what the lab converged
+	scripts/lab/lab-status.sh
+
+lab-down: ## Remove the local lab
+	scripts/lab/lab-down.sh
+
+lint: venv ## ruff, yamllint, ansible-lint (production), argument_specs and secret scans
+	ruff check .
+	ruff format --check .
+	yamllint -s .
+	ansible-lint -q
+	python3 scripts/lint/check_argument_specs.py
+	python3 scripts/lint/scan_secrets.py
+
+test-collection: venv ## ironlink.fleet unit tests and ansible-test sanity
+	scripts/test/collection.sh
+
+test-molecule: deps ## Every Molecule scenario on podman systemd hosts
+	@for s in $(SCENARIOS); do \
+	  echo "=== molecule test -s $$s"; start=$$(date +%s); \
+	  molecule test -s $$s; \
+	  echo "=== molecule $$s passed in $$(( $$(date +%s) - start )) s"; \
+	done
+
+test-python: deps ## Agent unit + integration tests (real Mosquitto, real pymodbus) and repo tests
+	pytest -q -p no:cacheprovider tests edge_agent/tests
+
+test: lint test-collection test-molecule test-python ## Everything CI runs

@@ -1,0 +1,196 @@
+# Copyright (c) Ironlink contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Gateway identity rules for Ironlink: the one place they are defined.
+
+Pure Python, no Ansible imports, so the rules can be copied verbatim into the edge agent
+(``edge_agent`` keeps a copy of the three constants and a test compares them).
+The rules are documented for humans in ``docs/identity.md``; keep both in step.
+
+Always match with :func:`re.fullmatch`: with :func:`re.match`, ``$`` would also accept a
+trailing newline (``"GW-01\\n"``).
+"""
+
+from __future__ import annotations
+
+import re
+import typing as t
+
+# Client, site and gateway ids: upper-case letters, digits and dashes, 1-32 characters,
+# first and last character alphanumeric.  Examples: ZAM-WELD, SITE-A, GW-01.
+ID_PATTERN = r"^[A-Z0-9](?:[A-Z0-9-]{0,30}[A-Z0-9])?$"
+
+# Gateway hostname: one RFC 1123 label, lower-case only (DNS is case-insensitive, so
+# uniqueness has to be too; one spelling per name keeps that simple).
+HOSTNAME_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
+
+ENVIRONMENTS = ("dev", "staging", "prod")
+
+# Field order is the order errors are reported in.
+FIELDS = ("client_id", "site_id", "gateway_id", "environment", "hostname")
+
+# Fields whose combination must be unique across the fleet.
+TRIPLE = ("client_id", "site_id", "gateway_id")
+
+INVENTORY_PREFIX = "ironlink_"
+ENV_PREFIX = "IRONLINK_"
+
+MISSING = "<missing>"
+
+_ID_RE = re.compile(ID_PATTERN)
+_HOSTNAME_RE = re.compile(HOSTNAME_PATTERN)
+
+_ID_RULE = "1-32 upper-case letters, digits or dashes, first and last a letter or digit"
+_EXPECTED = {
+    "client_id": _ID_RULE + " (e.g. 'ZAM-WELD')",
+    "site_id": _ID_RULE + " (e.g. 'SITE-A')",
+    "gateway_id": _ID_RULE + " (e.g. 'GW-01')",
+    "environment": "one of " + ", ".join(repr(e) for e in ENVIRONMENTS),
+    "hostname": (
+        "an RFC 1123 label: 1-63 lower-case letters, digits or dashes, "
+        "first and last a letter or digit (e.g. 'zam-weld-site-a-gw-01')"
+    ),
+}
+
+
+def inventory_var(field: str) -> str:
+    """Inventory variable holding ``field``, e.g. ``ironlink_site_id``."""
+    return INVENTORY_PREFIX + field
+
+
+def env_var(field: str) -> str:
+    """Controller environment variable holding ``field``, e.g. ``IRONLINK_SITE_ID``."""
+    return ENV_PREFIX + field.upper()
+
+
+def expected(field: str) -> str:
+    """Human description of the format ``field`` must have."""
+    return _EXPECTED[field]
+
+
+def is_unset(value: t.Any) -> bool:
+    """``None`` and the empty string both mean "not set" (and trigger the env fallback)."""
+    return value is None or value == ""
+
+
+def show(value: t.Any) -> str:
+    """The value as it appears in error messages: its repr, or ``<missing>``."""
+    return MISSING if is_unset(value) else repr(value)
+
+
+def resolve_identity(
+    inventory_values: t.Mapping[str, t.Any],
+    environ: t.Mapping[str, str] | None = None,
+) -> tuple[dict[str, t.Any], dict[str, str]]:
+    """Apply the precedence rule: inventory wins, the environment fills in what is unset.
+
+    ``inventory_values`` maps field names (``client_id``...) to the (already templated)
+    inventory values; ``environ`` is the controller environment, or ``None`` to disable the
+    fallback. Returns ``(identity, sources)``: the value per field (``None`` when unset in
+    both places) and where each came from: ``inventory``, ``env`` or ``missing``.
+    """
+    identity: dict[str, t.Any] = {}
+    sources: dict[str, str] = {}
+    for field in FIELDS:
+        value = inventory_values.get(field)
+        if not is_unset(value):
+            identity[field], sources[field] = value, "inventory"
+            continue
+        env_value = environ.get(env_var(field)) if environ is not None else None
+        if not is_unset(env_value):
+            identity[field], sources[field] = env_value, "env"
+        else:
+            identity[field], sources[field] = None, "missing"
+    return identity, sources
+
+
+def field_error(field: str, value: t.Any) -> str | None:
+    """The error message for one field's value, or ``None`` when it is valid."""
+    variable = inventory_var(field)
+    if is_unset(value):
+        return (
+            f"{variable} = {MISSING}: expected {expected(field)}; "
+            f"set it in the inventory or export {env_var(field)} on the controller"
+        )
+    if not isinstance(value, str):
+        return (
+            f"{variable} = {value!r} is a {type(value).__name__}, not a string: "
+            f"expected {expected(field)}; quote the value in YAML"
+        )
+    if field == "environment":
+        ok = value in ENVIRONMENTS
+    elif field == "hostname":
+        ok = _HOSTNAME_RE.fullmatch(value) is not None
+    else:
+        ok = _ID_RE.fullmatch(value) is not None
+    if ok:
+        return None
+    return f"{variable} = {value!r} is invalid: expected {expected(field)}"
+
+
+def validate_identity(identity: t.Mapping[str, t.Any]) -> list[str]:
+    """Check one gateway identity; return one message per bad field (empty list: valid).
+
+    Each message names the inventory variable, shows the bad value (repr, or ``<missing>``)
+    and says what is expected.
+    """
+    errors = []
+    for field in FIELDS:
+        error = field_error(field, identity.get(field))
+        if error:
+            errors.append(error)
+    return errors
+
+
+def _key(
+    identity: t.Mapping[str, t.Any], fields: t.Sequence[str], fold: t.Callable[[str], str]
+) -> tuple | None:
+    values = []
+    for field in fields:
+        value = identity.get(field)
+        if is_unset(value) or not isinstance(value, str):
+            return None  # an incomplete identity is reported by validate_identity, not as a duplicate
+        values.append(fold(value))
+    return tuple(values)
+
+
+def find_duplicates(identities: t.Mapping[str, t.Mapping[str, t.Any]], host: str | None = None) -> list[str]:
+    """Find identities used by more than one host.
+
+    ``identities`` maps inventory host name to identity. Two checks, both case-insensitive:
+    the (client_id, site_id, gateway_id) triple and the hostname. One message per pair of
+    hosts, naming both. With ``host`` given, only pairs involving that host are reported.
+    """
+    checks = (
+        (
+            TRIPLE,
+            str.upper,
+            lambda ident: "duplicate gateway identity ({})".format(
+                ", ".join(f"{f}={ident[f]!r}" for f in TRIPLE)
+            ),
+            "give each gateway its own " + inventory_var("gateway_id"),
+        ),
+        (
+            ("hostname",),
+            str.lower,
+            lambda ident: f"duplicate {inventory_var('hostname')} {ident['hostname']!r}",
+            "hostnames must be unique across the fleet",
+        ),
+    )
+    errors = []
+    for fields, fold, describe, hint in checks:
+        seen: dict[tuple, list[str]] = {}
+        for name in sorted(identities):
+            key = _key(identities[name], fields, fold)
+            if key is not None:
+                seen.setdefault(key, []).append(name)
+        for names in seen.values():
+            for i, first in enumerate(names):
+                for second in names[i + 1 :]:
+                    if host is not None and host not in (first, second):
+                        continue
+                    errors.append(
+                        f"{describe(identities[first])}: hosts {first!r} and {second!r} both use it; {hint}"
+                    )
+    return errors

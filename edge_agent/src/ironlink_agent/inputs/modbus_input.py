@@ -1,0 +1,335 @@
+"""Modbus TCP/RTU poller: one asyncio task per device (see DESIGN.md, "Runtime interfaces").
+
+Each device gets its own client, its own poll schedule and its own timeouts, so a dead or slow device only
+delays itself. Failures never raise out of :func:`run_device`:
+
+- cannot connect / connection lost -> ``modbus_poll_errors_total{device}`` + a log line, then a reconnect
+  after a capped exponential backoff with jitter (nothing was received, so there is nothing to dead-letter);
+- a block read fails on a live connection (exception response, timeout, garbage) -> the counter, and one
+  :class:`Rejected` per failed block naming every metric it held, so a gap is never silent;
+- a value that cannot be decoded (NaN/inf float) -> a :class:`Rejected` carrying the raw register bytes.
+
+The metrics read successfully in a poll are handed to the sink as one :class:`Reading` per device and poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ironlink_agent.contract.model import Reading, Rejected
+from ironlink_agent.inputs import registers as regs
+
+if TYPE_CHECKING:
+    from ironlink_agent.config import ModbusDeviceConfig, RegisterMap
+
+log = logging.getLogger(__name__)
+
+POLL_ERRORS = "modbus_poll_errors_total"
+BACKOFF_INITIAL_S = 1.0
+BACKOFF_MAX_S = 30.0
+
+
+class SinkLike(Protocol):
+    def accept(self, readings: list[Reading], ack: Callable[[], None] | None = None) -> None: ...
+    def reject(self, rejected: Rejected) -> None: ...
+
+
+class MetricsLike(Protocol):
+    def inc(self, name: str, amount: float = 1, **labels: str) -> None: ...
+    def set(self, name: str, value: float, **labels: str) -> None: ...
+
+
+class ReadFailedError(Exception):
+    """A block read failed; ``reason`` is the dead-letter code, ``fatal`` means reconnect."""
+
+    def __init__(self, reason: str, detail: str, *, fatal: bool = False) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+        self.fatal = fatal
+
+
+@dataclass
+class Backoff:
+    """Capped exponential backoff with "equal jitter": a delay in [d/2, d], d = min(cap, initial * 2**n)."""
+
+    initial: float = BACKOFF_INITIAL_S
+    cap: float = BACKOFF_MAX_S
+    attempt: int = 0
+    rng: random.Random = field(default_factory=random.Random)
+
+    def next_delay(self) -> float:
+        ceiling = min(self.cap, self.initial * (2 ** min(self.attempt, 30)))
+        self.attempt += 1
+        return ceiling / 2 + self.rng.uniform(0, ceiling / 2)
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+def make_client(device: ModbusDeviceConfig) -> Any:
+    """A pymodbus async client with pymodbus' own retries and reconnects off (we do both ourselves)."""
+    from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
+
+    if device.protocol == "tcp":
+        return AsyncModbusTcpClient(
+            device.host, port=device.port, timeout=device.timeout_s, retries=0, reconnect_delay=0
+        )
+    return AsyncModbusSerialClient(
+        device.serial_port,
+        baudrate=device.baudrate,
+        parity=device.parity,
+        stopbits=device.stopbits,
+        bytesize=device.bytesize,
+        timeout=device.timeout_s,
+        retries=0,
+        reconnect_delay=0,
+    )
+
+
+def _registers_bytes(values: Sequence[int] | Sequence[bool]) -> bytes:
+    return b"".join(int(v).to_bytes(2, "big") for v in values)
+
+
+class DevicePoller:
+    """Connect, poll on a fixed schedule, hand readings to the sink, recover from anything."""
+
+    def __init__(
+        self,
+        device: ModbusDeviceConfig,
+        sink: SinkLike,
+        metrics: MetricsLike,
+        stop: asyncio.Event,
+        *,
+        client_factory: Callable[[ModbusDeviceConfig], Any] = make_client,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.device = device
+        self.sink = sink
+        self.metrics = metrics
+        self.stop = stop
+        self.client_factory = client_factory
+        self.backoff = backoff or Backoff()
+        self.blocks = regs.plan_reads(device.registers)
+        self.source = f"modbus:{device.name}"
+        self.client: Any = None
+        self._last_error: str | None = None
+        # A read may not outlive the device timeout by much, whatever pymodbus does inside.
+        self._hard_timeout = device.timeout_s * 1.5 + 0.2
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        interval = max(self.device.poll_interval_s, 0.001)
+        try:
+            while not self.stop.is_set():
+                if not await self._ensure_connected():
+                    await self._sleep(self.backoff.next_delay())
+                    continue
+                started = loop.time()
+                try:
+                    await self.poll_once()
+                except Exception:  # a bug must not kill the task: log, count, reconnect
+                    log.exception(
+                        "modbus poll crashed", extra={"event": "modbus_poll_crashed", "device": self.device.name}
+                    )
+                    self._count_error()
+                    self._close()
+                    await self._sleep(self.backoff.next_delay())
+                    continue
+                await self._sleep(max(0.0, started + interval - loop.time()))
+        finally:
+            self._close()
+
+    async def _sleep(self, seconds: float) -> None:
+        if seconds <= 0 or self.stop.is_set():
+            await asyncio.sleep(0)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stop.wait(), timeout=seconds)
+
+    async def _ensure_connected(self) -> bool:
+        if self.client is not None and self.client.connected:
+            return True
+        self._close()
+        try:
+            self.client = self.client_factory(self.device)
+            ok = await asyncio.wait_for(self.client.connect(), timeout=self._hard_timeout + 1.0)
+        except Exception as exc:
+            ok = False
+            error = f"{type(exc).__name__}: {exc}"
+        else:
+            error = "connect returned false"
+        if ok and self.client.connected:
+            log.info(
+                "modbus device connected",
+                extra={"event": "modbus_connected", "device": self.device.name, "endpoint": self._endpoint()},
+            )
+            self._last_error = None
+            self.backoff.reset()
+            self.metrics.set("modbus_connected", 1, device=self.device.name)
+            return True
+        self._count_error()
+        self.metrics.set("modbus_connected", 0, device=self.device.name)
+        self._log_error("modbus_connect_failed", "modbus device unreachable", error)
+        self._close()
+        return False
+
+    def _close(self) -> None:
+        if self.client is not None:
+            with contextlib.suppress(Exception):
+                self.client.close()
+        self.client = None
+
+    def _endpoint(self) -> str:
+        d = self.device
+        return f"{d.host}:{d.port}" if d.protocol == "tcp" else str(d.serial_port)
+
+    def _count_error(self) -> None:
+        self.metrics.inc(POLL_ERRORS, device=self.device.name)
+
+    def _log_error(self, event: str, msg: str, error: str, **fields: object) -> None:
+        # Warn on every change of error, debug while the same error repeats (a dead device polled every
+        # second must not fill the disk); the counter carries the rate.
+        level = logging.DEBUG if error == self._last_error else logging.WARNING
+        self._last_error = error
+        log.log(
+            level,
+            msg,
+            extra={"event": event, "device": self.device.name, "endpoint": self._endpoint(), "error": error}
+            | fields,
+        )
+
+    # -- one poll -----------------------------------------------------------------------------------
+
+    async def poll_once(self) -> Reading | None:
+        """Read every block once; accept what was read, reject what was not. Returns the reading."""
+        ts = int(time.time() * 1000)
+        metrics: dict[str, regs.Value] = {}
+        broken = False
+        for block in self.blocks:
+            if broken:
+                self._reject_block(block, "modbus_not_read", "not read: connection lost earlier in this poll")
+                continue
+            try:
+                values = await self._read_block(block)
+            except ReadFailedError as exc:
+                self._count_error()
+                self._log_error("modbus_read_failed", "modbus block read failed", exc.detail, block=block.describe())
+                self._reject_block(block, exc.reason, exc.detail)
+                if exc.fatal:
+                    broken = True
+                continue
+            for reg in block.registers:
+                self._decode_into(metrics, block, reg, values)
+        if broken:
+            self._close()
+        if not metrics:
+            return None
+        reading = Reading(machine_id=self.device.machine_id, ts=ts, metrics=metrics, quality="good")
+        self.sink.accept([reading])
+        return reading
+
+    async def _read_block(self, block: regs.ReadBlock) -> Sequence[int] | Sequence[bool]:
+        from pymodbus.exceptions import ConnectionException, ModbusException
+
+        client = self.client
+        read = {
+            "holding": client.read_holding_registers,
+            "input": client.read_input_registers,
+            "coil": client.read_coils,
+            "discrete": client.read_discrete_inputs,
+        }[block.table]
+        try:
+            response = await asyncio.wait_for(
+                read(block.address, count=block.count, device_id=self.device.unit_id), timeout=self._hard_timeout
+            )
+        except TimeoutError:
+            raise ReadFailedError("modbus_timeout", f"no answer within {self._hard_timeout:.1f}s", fatal=True) from None
+        except ConnectionException as exc:
+            raise ReadFailedError("modbus_connection_lost", str(exc), fatal=True) from None
+        except ModbusException as exc:  # includes ModbusIOException: request timed out / bad frame
+            raise ReadFailedError("modbus_timeout", str(exc), fatal=True) from None
+        if response.isError():
+            code = getattr(response, "exception_code", "?")
+            raise ReadFailedError("modbus_exception", f"device answered exception code {code}")
+        values = response.bits if block.table in regs.BIT_TABLES else response.registers
+        if len(values) < block.count:
+            raise ReadFailedError("modbus_short_response", f"expected {block.count} values, got {len(values)}")
+        return values
+
+    def _decode_into(
+        self,
+        out: dict[str, regs.Value],
+        block: regs.ReadBlock,
+        reg: RegisterMap,
+        values: Sequence[int] | Sequence[bool],
+    ) -> None:
+        raw = regs.slice_for(block, reg, values)
+        try:
+            if block.table in regs.BIT_TABLES:
+                value: regs.Value = bool(raw[0])
+            else:
+                value = regs.decode(raw, reg.type, reg.byte_order, reg.word_order)
+            out[reg.name] = regs.scale_value(value, reg.scale, reg.offset)
+        except (regs.DecodeError, ValueError, OverflowError) as exc:
+            self._count_error()
+            self.sink.reject(
+                Rejected(
+                    reason="modbus_decode_error",
+                    detail=f"{reg.name} ({reg.table}[{reg.address}] {reg.type}): {exc}",
+                    source=self.source,
+                    raw=_registers_bytes(raw),
+                )
+            )
+
+    def _reject_block(self, block: regs.ReadBlock, reason: str, detail: str) -> None:
+        names = ", ".join(r.name for r in block.registers)
+        self.sink.reject(
+            Rejected(
+                reason=reason,
+                detail=f"{block.describe()} ({names}) on unit {self.device.unit_id}: {detail}",
+                source=self.source,
+                raw=b"",
+            )
+        )
+
+
+async def run_device(
+    device: ModbusDeviceConfig, sink: SinkLike, metrics: MetricsLike, stop: asyncio.Event
+) -> None:
+    """Poll ``device`` until ``stop`` is set. Never raises (cancellation aside)."""
+    backoff = Backoff()
+    while not stop.is_set():
+        try:
+            await _run_poller(device, sink, metrics, stop)
+        except Exception:  # belt and braces: the poller already contains its own failures
+            log.exception("modbus poller failed", extra={"event": "modbus_poller_failed", "device": device.name})
+            with contextlib.suppress(Exception):
+                metrics.inc(POLL_ERRORS, device=device.name)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=backoff.next_delay())
+
+
+async def _run_poller(
+    device: ModbusDeviceConfig, sink: SinkLike, metrics: MetricsLike, stop: asyncio.Event
+) -> None:
+    poller = DevicePoller(device, sink, metrics, stop)
+    log.info(
+        "modbus poller started",
+        extra={
+            "event": "modbus_poller_started",
+            "device": device.name,
+            "blocks": [b.describe() for b in poller.blocks],
+            "poll_interval_s": device.poll_interval_s,
+        },
+    )
+    await poller.run()

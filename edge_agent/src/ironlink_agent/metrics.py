@@ -1,0 +1,84 @@
+"""Thread-safe counters and gauges rendered as Prometheus text exposition.
+
+The agent's hot paths (paho threads, the spool writer thread, asyncio tasks) all update metrics, so a
+single lock guards one flat dict. That is cheaper than a client library and keeps the agent
+dependency-free beyond paho/pymodbus/PyYAML.
+"""
+
+from __future__ import annotations
+
+import threading
+
+PREFIX = "ironlink_agent_"
+
+HELP: dict[str, str] = {
+    "readings_received_total": "Readings received from an input, before spooling.",
+    "readings_accepted_total": "Readings durably committed to the spool.",
+    "readings_forwarded_total": "Readings acknowledged by the cloud broker (PUBACK) and removed from the spool.",
+    "readings_dropped_total": "Readings dropped, by reason.",
+    "readings_dead_lettered_total": "Inputs rejected into the dead-letter table, by reason.",
+    "dead_letters_evicted_total": "Dead letters evicted because the table reached dead_letter_max_rows.",
+    "spool_depth_readings": "Readings currently in the spool.",
+    "spool_bytes": "Bytes of reading data currently in the spool (running total).",
+    "spool_oldest_age_seconds": "Age of the oldest reading in the spool.",
+    "spool_commit_errors_total": "Spool commits that failed (disk full, I/O error) and were retried.",
+    "spool_pending_readings": "Readings queued in memory waiting for a spool commit.",
+    "spool_quarantined_total": "Corrupt spool databases moved aside at start.",
+    "uplink_connected": "1 when the cloud MQTT connection is up.",
+    "uplink_last_success_timestamp_seconds": "Unix time of the last PUBACK from the cloud broker.",
+    "uplink_publish_failures_total": "Batches the cloud broker refused (PUBACK reason >= 0x80), by reason.",
+    "uplink_connect_failures_total": "Failed connection attempts to the cloud broker, by cause.",
+    "uplink_inflight_batches": "Batches published and not yet acknowledged.",
+    "restarts_total": "Agent loops restarted after a failure, by task.",
+    "modbus_poll_errors_total": "Modbus polls that failed, by device.",
+}
+
+_LabelKey = tuple[tuple[str, str], ...]
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+class Metrics:
+    """Counters (names ending in ``_total``) and gauges (everything else)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: dict[str, dict[_LabelKey, float]] = {}
+
+    def inc(self, name: str, amount: float = 1, **labels: str) -> None:
+        key = tuple(sorted(labels.items()))
+        with self._lock:
+            series = self._values.setdefault(name, {})
+            series[key] = series.get(key, 0.0) + amount
+
+    def set(self, name: str, value: float, **labels: str) -> None:
+        key = tuple(sorted(labels.items()))
+        with self._lock:
+            self._values.setdefault(name, {})[key] = float(value)
+
+    def get(self, name: str, **labels: str) -> float:
+        """Current value (0 when never set); used by health checks and tests."""
+        key = tuple(sorted(labels.items()))
+        with self._lock:
+            return self._values.get(name, {}).get(key, 0.0)
+
+    def total(self, name: str) -> float:
+        """Sum over all label sets of one metric."""
+        with self._lock:
+            return sum(self._values.get(name, {}).values())
+
+    def render(self) -> str:
+        with self._lock:
+            snapshot = {name: dict(series) for name, series in self._values.items()}
+        lines: list[str] = []
+        for name in sorted(snapshot):
+            full = PREFIX + name
+            lines.append(f"# HELP {full} {HELP.get(name, name.replace('_', ' '))}")
+            lines.append(f"# TYPE {full} {'counter' if name.endswith('_total') else 'gauge'}")
+            for key, value in sorted(snapshot[name].items()):
+                label_text = ",".join(f'{k}="{_escape(v)}"' for k, v in key)
+                rendered = repr(value) if value != int(value) else str(int(value))
+                lines.append(f"{full}{{{label_text}}} {rendered}" if label_text else f"{full} {rendered}")
+        return "\n".join(lines) + "\n"

@@ -1,0 +1,27 @@
+# shellcheck shell=bash
+# Shared settings of the lab scripts (sourced, from the project root, with the venv on PATH).
+LAB_DIR=${LAB_DIR:-$PWD/.lab}
+LAB_KEY=$LAB_DIR/ssh/id_ed25519
+LAB_NETWORK=ironlink-lab
+LAB_SUBNET=10.89.77.0/24
+IRONLINK_TEST_IMAGE=${IRONLINK_TEST_IMAGE:-localhost/ironlink-debian:bookworm}
+export IRONLINK_TEST_IMAGE
+LAB_SSH=(ssh -i "$LAB_KEY" -o BatchMode=yes -o ConnectTimeout=3 -o StrictHostKeyChecking=no
+  -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR)
+
+# "<inventory host> <address>" for every gateway of the lab inventory.
+lab_hosts() {
+  ansible-inventory -i inventories/lab --list |
+    python3 -c 'import json,sys; d=json.load(sys.stdin); hv=d["_meta"]["hostvars"]
+for h in sorted(hv): print(h, hv[h]["ansible_host"])'
+}
+
+lab_wait_ssh() {
+  local ip=$1 i
+  for i in $(seq 1 60); do
+    "${LAB_SSH[@]}" "root@$ip" true 2>/dev/null && return 0
+    sleep 1
+  done
+  echo "ssh to $ip did not answer within 60 s" >&2
+  return 1
+}
