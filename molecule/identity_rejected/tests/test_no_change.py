@@ -13,21 +13,34 @@ MARKER = "/run/ironlink-before-run"
 # Everything on the root filesystem except the kernel's, runtime and journal trees, which change on their own.
 CHANGED_FILES = (
     f"find / -xdev \\( -path /proc -o -path /sys -o -path /run -o -path /tmp"
-    f" -o -path /var/log/journal -o -path /var/tmp -o -path /var/lib/systemd \\) -prune -o -newer {MARKER} -print"
+    " -o -path /var/log/journal -o -path /var/tmp -o -path /var/lib/systemd \\) -prune"
+    f" -o -newer {MARKER} -print"
 )
 
 CASES = {
     # every variable, bad value and host the operator needs to fix it
-    "malformed": ["ironlink_site_id", "'site-b'", "ironlink_environment", "'production'",
-                  "ironlink_hostname", "'Mol_Site_B'", "ironlink-idr-gw-b"],
+    "malformed": [
+        "ironlink_site_id",
+        "'site-b'",
+        "ironlink_environment",
+        "'production'",
+        "ironlink_hostname",
+        "'Mol_Site_B'",
+        "ironlink-idr-gw-b",
+    ],
     "duplicate": ["ironlink-idr-gw-a", "ironlink-idr-gw-b", "GW-01", "mol-site-a-gw-01"],
     "missing": ["ironlink-idr-gw-b", "ironlink_gateway_id", "ironlink_hostname"],
 }
 
 
 def sh(container, command):
-    return subprocess.run(["podman", "exec", container, "sh", "-c", command],
-                          capture_output=True, text=True, check=True, timeout=60).stdout
+    return subprocess.run(
+        ["podman", "exec", container, "sh", "-c", command],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
 
 
 def snapshot(container):
@@ -49,9 +62,18 @@ def test_bad_identity_fails_and_changes_nothing(case):
     before = {c: snapshot(c) for c in HOSTS}
 
     run = subprocess.run(
-        ["ansible-playbook", "-i", str(SCENARIO / "inventories" / f"{case}.yml"),
-         str(PROJECT / "playbooks" / "site_bringup.yml")],
-        cwd=PROJECT, env=env, capture_output=True, text=True, timeout=300, check=False,
+        [
+            "ansible-playbook",
+            "-i",
+            str(SCENARIO / "inventories" / f"{case}.yml"),
+            str(PROJECT / "playbooks" / "site_bringup.yml"),
+        ],
+        cwd=PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     output = run.stdout + run.stderr
     assert run.returncode != 0, output

@@ -11,7 +11,15 @@ HOSTS = {
     "ironlink-sb-gw-b": {"ip": "10.89.78.12", "site_id": "SITE-B", "hostname": "mol-site-b-gw-01"},
 }
 KEY = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "id_ed25519")
-SSH = ["ssh", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=5"]
+SSH = [
+    "ssh",
+    "-o",
+    "StrictHostKeyChecking=no",
+    "-o",
+    "UserKnownHostsFile=/dev/null",
+    "-o",
+    "ConnectTimeout=5",
+]
 
 
 def expected(host):
@@ -43,17 +51,36 @@ def test_hostname_is_live_and_resolves(host):
 
 def test_key_login_still_works_after_hardening(host):
     ip = expected(host)["ip"]
-    out = subprocess.run([*SSH, "-i", KEY, "-o", "BatchMode=yes", f"root@{ip}", "hostname"],
-                         capture_output=True, text=True, timeout=30, check=False)
+    out = subprocess.run(
+        [*SSH, "-i", KEY, "-o", "BatchMode=yes", f"root@{ip}", "hostname"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == expected(host)["hostname"]
 
 
 def test_password_login_is_not_offered(host):
     ip = expected(host)["ip"]
-    out = subprocess.run([*SSH, "-o", "BatchMode=yes", "-o", "PubkeyAuthentication=no",
-                          "-o", "PreferredAuthentications=password,keyboard-interactive", f"root@{ip}", "true"],
-                         capture_output=True, text=True, timeout=30, check=False)
+    out = subprocess.run(
+        [
+            *SSH,
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "PubkeyAuthentication=no",
+            "-o",
+            "PreferredAuthentications=password,keyboard-interactive",
+            f"root@{ip}",
+            "true",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert out.returncode == 255
     assert "Permission denied (publickey)" in out.stderr
 
@@ -66,7 +93,10 @@ def test_firewall_from_the_other_gateway(host, port, reachable):
     target = HOSTS["ironlink-sb-gw-a"]["ip"]
     # a listener on gw-a's closed port proves the firewall, not a missing server, stops the connection
     listener = "systemd-run --unit=ironlink-test-listener --collect python3 -m http.server 8080"
-    subprocess.run(["podman", "exec", "ironlink-sb-gw-a", "sh", "-c", f"{listener} >/dev/null 2>&1 || true"],
-                   check=True, timeout=30)
-    probe = (f"timeout 5 python3 -c \"import socket; socket.create_connection(('{target}', {port}), 3)\"")
+    subprocess.run(
+        ["podman", "exec", "ironlink-sb-gw-a", "sh", "-c", f"{listener} >/dev/null 2>&1 || true"],
+        check=True,
+        timeout=30,
+    )
+    probe = f"timeout 5 python3 -c \"import socket; socket.create_connection(('{target}', {port}), 3)\""
     assert (host.run(probe).rc == 0) is reachable

@@ -47,6 +47,9 @@ class ActionModule(ActionBase):
         # This host: its task vars (inventory, plus play and extra vars), templated in its own context.
         own_values, template_errors = self._read(task_vars, self._templar.template)
         own_identity, own_sources = resolve_identity(own_values, environ)
+        for field in template_errors:
+            # Defined in the inventory but broken: never papered over by the environment.
+            own_identity[field], own_sources[field] = None, "inventory"
         errors = []
         for field in FIELDS:
             error = template_errors.get(field) or field_error(field, own_identity[field])

@@ -1,0 +1,43 @@
+"""The committed inventories pass the identity check (controller only: no host is contacted)."""
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("inventory, gateways", [("lab", 2), ("example", 4)])
+def test_inventory_identities_are_valid_and_unique(inventory, gateways):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IRONLINK_")}
+    env["ANSIBLE_CONFIG"] = str(ROOT / "ansible.cfg")
+    run = subprocess.run(
+        ["ansible-playbook", "-i", f"inventories/{inventory}", "playbooks/gateway/identity.yml"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.stdout.count("ok=1") == gateways, run.stdout
+
+
+def test_example_fleet_shape():
+    run = subprocess.run(
+        ["ansible-inventory", "-i", "inventories/example", "--list"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    inv = json.loads(run.stdout)
+    clients = [g for g in inv if g.startswith("client_")]
+    sites = [g for g in inv if g.startswith("site_")]
+    assert len(clients) == 2 and len(sites) == 3
+    assert len(inv["_meta"]["hostvars"]) == 4
