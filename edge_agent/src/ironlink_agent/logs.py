@@ -44,7 +44,9 @@ def redact(value: Any) -> Any:
     Works on mappings, sequences, dataclass-like objects (via ``vars``) and strings.
     """
     if isinstance(value, Mapping):
-        return {k: (MASK if _is_secret_key(str(k)) and v is not None else redact(v)) for k, v in value.items()}
+        return {
+            k: (MASK if _is_secret_key(str(k)) and v is not None else redact(v)) for k, v in value.items()
+        }
     if isinstance(value, list | tuple | set | frozenset):
         return [redact(v) for v in value]
     if isinstance(value, str):

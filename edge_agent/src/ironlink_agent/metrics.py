@@ -14,7 +14,7 @@ PREFIX = "ironlink_agent_"
 HELP: dict[str, str] = {
     "readings_received_total": "Readings received from an input, before spooling.",
     "readings_accepted_total": "Readings durably committed to the spool.",
-    "readings_forwarded_total": "Readings acknowledged by the cloud broker (PUBACK) and removed from the spool.",
+    "readings_forwarded_total": "Readings acknowledged by the cloud broker (PUBACK), then deleted.",
     "readings_dropped_total": "Readings dropped, by reason.",
     "readings_dead_lettered_total": "Inputs rejected into the dead-letter table, by reason.",
     "dead_letters_evicted_total": "Dead letters evicted because the table reached dead_letter_max_rows.",

@@ -61,7 +61,7 @@ class SimServer:
         self.server: ModbusTcpServer | ModbusSerialServer | None = None
         self._task: asyncio.Task | None = None
 
-    async def _action(self, fc, start, address, count, registers, values) -> None:  # noqa: ANN001
+    async def _action(self, fc, start, address, count, registers, values) -> None:
         self.requests += 1
         if self.delay:
             await asyncio.sleep(self.delay)
@@ -192,10 +192,9 @@ class ModbusSimProcess:
             "--size",
             str(self.size),
         ]
-        stderr = open(self.log_dir / f"modbus-sim-{self.port}.log", "ab") if self.log_dir else subprocess.DEVNULL  # noqa: SIM115
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=stderr, start_new_session=True)
-        if stderr is not subprocess.DEVNULL:
-            stderr.close()
+        log_path = self.log_dir / f"modbus-sim-{self.port}.log" if self.log_dir else Path(os.devnull)
+        with open(log_path, "ab") as stderr:
+            self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=stderr, start_new_session=True)
         deadline = time.monotonic() + timeout
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()

@@ -6,7 +6,6 @@ import math
 from dataclasses import dataclass
 
 import pytest
-
 from ironlink_agent.inputs import registers as regs
 
 # (type, value, {(byte_order, word_order): registers}) -- registers written out by hand from the big-endian

@@ -15,7 +15,9 @@ import math
 import struct
 import sys
 from array import array
-from itertools import accumulate
+from collections.abc import Sequence
+from itertools import accumulate, pairwise
+from typing import Any
 
 from ironlink_agent.contract.model import INT_MAX, INT_MIN
 
@@ -83,7 +85,7 @@ def _shuffle(values: list[int] | list[float], typecode: str, width: int) -> byte
     return b"".join(raw[i::width] for i in range(width))
 
 
-def _unshuffle(data: bytes, typecode: str, width: int) -> list[int] | list[float]:
+def _unshuffle(data: bytes, typecode: str, width: int) -> list[Any]:
     if width > 1:
         n = len(data) // width
         buf = bytearray(len(data))
@@ -97,14 +99,32 @@ def _unshuffle(data: bytes, typecode: str, width: int) -> list[int] | list[float
     return arr.tolist()
 
 
-def put_ints(out: list[bytes], values: list[int]) -> None:
-    """Append an int column (int64 values): delta-coded when the deltas fit int64, else plain."""
-    deltas = [b - a for a, b in zip(values, values[1:], strict=False)]
+def _run_deltas(values: list[int], starts: Sequence[int]) -> list[int]:
+    """Deltas inside each run (a run starts at each index of ``starts``; starts[0] == 0)."""
+    if len(starts) == 1:
+        return [b - a for a, b in pairwise(values)]
+    deltas: list[int] = []
+    for a, b in pairwise([*starts, len(values)]):
+        run = values[a:b]
+        deltas.extend(y - x for x, y in pairwise(run))
+    return deltas
+
+
+def put_ints(out: list[bytes], values: list[int], starts: Sequence[int] = (0,)) -> None:
+    """Append an int column (int64 values), delta-coded inside runs when the deltas fit int64, else plain.
+
+    A series holds several machines' rows back to back; each machine is a run, so a jump between machines
+    does not widen every delta. Run firsts: one i64, or (several runs) a nested int column.
+    """
+    deltas = _run_deltas(values, starts)
     lo, hi = (min(deltas), max(deltas)) if deltas else (0, 0)
     if lo >= INT_MIN and hi <= INT_MAX:
         width = _width(lo, hi)
         out.append(bytes((MODE_INT_DELTA,)))
-        out.append(_I64.pack(values[0]))
+        if len(starts) == 1:
+            out.append(_I64.pack(values[0]))
+        else:
+            put_ints(out, [values[i] for i in starts])
         out.append(bytes((width,)))
         out.append(_shuffle(deltas, _TYPECODES[width], width))
     else:
@@ -116,6 +136,8 @@ def put_ints(out: list[bytes], values: list[int]) -> None:
 def _decimals(values: list[float]) -> int | None:
     """Smallest d such that every value is exactly round(v * 10**d) / 10**d, or None."""
     first = values[0]
+    if not abs(first) < _EXACT_INT:  # also NaN
+        return None
     for d in range(_MAX_DECIMALS + 1):
         scale = _FIRST_POW10[d]
         q = round(first * scale)
@@ -125,12 +147,14 @@ def _decimals(values: list[float]) -> int | None:
         return None
     for d2 in range(d, _MAX_DECIMALS + 1):
         scale = _FIRST_POW10[d2]
-        if all(abs(q := round(v * scale)) < _EXACT_INT and q / scale == v for v in values):
+        if all(
+            abs(v) < _EXACT_INT and abs(q := round(v * scale)) < _EXACT_INT and q / scale == v for v in values
+        ):
             return d2
     return None
 
 
-def put_floats(out: list[bytes], values: list[float]) -> None:
+def put_floats(out: list[bytes], values: list[float], starts: Sequence[int] = (0,)) -> None:
     """Append a float column: scaled integers when the values are short decimals, else raw binary64."""
     try:
         d = _decimals(values)
@@ -146,7 +170,7 @@ def put_floats(out: list[bytes], values: list[float]) -> None:
         return
     scale = _FIRST_POW10[d]
     out.append(bytes((MODE_FLOAT_DECIMAL, d)))
-    put_ints(out, [round(v * scale) for v in values])
+    put_ints(out, [round(v * scale) for v in values], starts)
 
 
 class Reader:
@@ -195,36 +219,45 @@ class Reader:
         except UnicodeDecodeError as exc:
             raise WireError(f"invalid UTF-8 at offset {self.pos}") from exc
 
-    def ints(self, n: int) -> list[int]:
-        """An int column of n int64 values."""
+    def ints(self, n: int, starts: Sequence[int] = (0,)) -> list[int]:
+        """An int column of n int64 values in runs beginning at ``starts`` (starts[0] == 0, ascending)."""
         mode = self.u8()
         if mode == MODE_INT_DELTA:
-            (first,) = _I64.unpack(self.take(8))
+            if len(starts) == 1:
+                firsts: list[int] = list(_I64.unpack(self.take(8)))
+            else:
+                firsts = self.ints(len(starts))
             width = self._width()
-            deltas = _unshuffle(self.take((n - 1) * width), _TYPECODES[width], width)
-            values = list(accumulate(deltas, initial=first))
-            if values and (min(values) < INT_MIN or max(values) > INT_MAX):
+            deltas: list[int] = _unshuffle(self.take((n - len(starts)) * width), _TYPECODES[width], width)
+            if len(starts) == 1:
+                values = list(accumulate(deltas, initial=firsts[0]))
+            else:
+                values, pos = [], 0
+                for first, (a, b) in zip(firsts, pairwise([*starts, n]), strict=True):
+                    values.extend(accumulate(deltas[pos : pos + b - a - 1], initial=first))
+                    pos += b - a - 1
+            if min(values) < INT_MIN or max(values) > INT_MAX:
                 raise WireError("int column overflows int64")
-            return values  # type: ignore[return-value]
+            return values
         if mode == MODE_INT_PLAIN:
             width = self._width()
-            return _unshuffle(self.take(n * width), _TYPECODES[width], width)  # type: ignore[return-value]
+            return _unshuffle(self.take(n * width), _TYPECODES[width], width)
         raise WireError(f"unknown int column mode {mode}")
 
-    def floats(self, n: int) -> list[float]:
+    def floats(self, n: int, starts: Sequence[int] = (0,)) -> list[float]:
         """A float column of n finite values."""
         mode = self.u8()
         if mode == MODE_FLOAT_DECIMAL:
             d = self.u8()
             if d > _MAX_DECIMALS:
                 raise WireError(f"decimals {d} over {_MAX_DECIMALS}")
-            scaled = self.ints(n)
+            scaled = self.ints(n, starts)
             if scaled and (min(scaled) <= -_EXACT_INT or max(scaled) >= _EXACT_INT):
                 raise WireError("scaled float out of exact range")
             scale = _FIRST_POW10[d]
             return [q / scale for q in scaled]
         if mode == MODE_FLOAT_RAW:
-            values: list[float] = _unshuffle(self.take(n * 8), "d", 8)  # type: ignore[assignment]
+            values: list[float] = _unshuffle(self.take(n * 8), "d", 8)
             if not all(map(math.isfinite, values)):
                 raise WireError("non-finite float in column")
             return values

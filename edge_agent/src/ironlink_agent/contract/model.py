@@ -17,7 +17,7 @@ ID_PATTERN = r"^[A-Z0-9](?:[A-Z0-9-]{0,30}[A-Z0-9])?$"
 HOSTNAME_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
 ENVIRONMENTS = ("dev", "staging", "prod")
 
-# Contract naming rules. Machine ids come from configs and MQTT topic levels, so they are looser than fleet ids.
+# Contract naming rules. Machine ids come from configs and MQTT topic levels: looser than fleet ids.
 MACHINE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 METRIC_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
 # spool_id is created by the spool; message_id = "<spool_id>:<seq>" (migrated legacy docs use other suffixes).

@@ -4,10 +4,10 @@
 types) followed by a fixed ``struct`` of values, so rows of the same machine share a byte-identical shape
 prefix that ``encode_batch`` parses once and caches.
 
-``encode_batch`` groups rows into series (same shape), lays each series out column by column
-(see ``_codec``) and compresses the body with zlib. ``decode_batch`` reverses it for the cloud ingest
-service, which decodes untrusted payloads: every failure is a ``WireError``. The byte layout is
-documented in docs/telemetry-contract.md.
+``encode_batch`` groups rows into series (rows with the same metric names and types; each machine's rows
+contiguous), lays each series out column by column (see ``_codec``) and compresses the body with zlib.
+``decode_batch`` reverses it for the cloud ingest service, which decodes untrusted payloads: every failure
+is a ``WireError``. The byte layout is documented in docs/telemetry-contract.md.
 """
 
 from __future__ import annotations
@@ -16,10 +16,12 @@ import struct
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import accumulate
+from math import isfinite
+from typing import Any
 
 from ironlink_agent.contract._codec import Reader, WireError, put_floats, put_ints, put_str, put_varint
 from ironlink_agent.contract.model import (
-    INT_MAX,
     MAX_METRICS_PER_READING,
     MAX_STR_VALUE_LEN,
     QUALITIES,
@@ -128,20 +130,17 @@ def pack_reading(r: Reading) -> bytes:
     shape = _shape_of(prefix[3:])
     tail = b""
     if shape.str_slots:
-        encoded = [values[i].encode() for i in shape.str_slots]  # type: ignore[union-attr]
+        encoded = [str(values[i]).encode() for i in shape.str_slots]
         for i, raw in zip(shape.str_slots, encoded, strict=True):
             values[i] = len(raw)
         tail = b"".join(encoded)
-    if T_FLOAT in types and any(v != v or v in (_INF, -_INF) for v in values if type(v) is float):
+    if T_FLOAT in types and not all(map(isfinite, (v for v in values if type(v) is float))):
         raise ValueError(f"{r.machine_id}: non-finite float")
     try:
         body = shape.values.pack(r.ts, _STATUS_CODE[r.status], _QUALITY_CODE[r.quality], *values)
     except (struct.error, KeyError) as exc:
         raise ValueError(f"{r.machine_id}: cannot pack reading: {exc}") from None
     return prefix + body + tail
-
-
-_INF = float("inf")
 
 
 def _shape_of(shape_bytes: bytes) -> _Shape:
@@ -167,13 +166,13 @@ def _parse_shape(data: bytes) -> _Shape:
     return _make_shape(machine_id, tuple(names), bytes(types))
 
 
-def _unpack_values(shape: _Shape, row: bytes, start: int) -> list[object]:
+def _unpack_values(shape: _Shape, row: bytes, start: int) -> list[Any]:
     values = list(shape.values.unpack_from(row, start))
     pos = start + shape.values.size
     for i in shape.str_slots:
         size = values[3 + i]
-        values[3 + i] = row[pos : pos + size].decode()  # type: ignore[index]
-        pos += size  # type: ignore[operator]
+        values[3 + i] = row[pos : pos + size].decode()
+        pos += size
     if pos != len(row):
         raise WireError("spool row length mismatch")
     return values
@@ -188,12 +187,13 @@ def unpack_reading(b: bytes) -> Reading:
         end = 3 + int.from_bytes(row[1:3], "little")
         shape = _shape_of(row[3:end])
         values = _unpack_values(shape, row, end)
+        ts, status, quality, *metrics = values
         return Reading(
             shape.machine_id,
-            values[0],  # type: ignore[arg-type]
-            dict(zip(shape.names, values[3:], strict=True)),  # type: ignore[arg-type]
-            _STATUS_OF[values[1]],  # type: ignore[index]
-            _QUALITY_OF[values[2]],  # type: ignore[index]
+            ts,
+            dict(zip(shape.names, metrics, strict=True)),
+            _STATUS_OF[status],
+            _QUALITY_OF[quality],
         )
     except WireError:
         raise
@@ -207,6 +207,34 @@ def encode_batch(identity: Identity, spool_id: str, rows: Sequence[tuple[int, by
         raise ValueError(f"invalid spool_id {spool_id!r}")
     if not rows or len(rows) > MAX_READINGS_PER_BATCH:
         raise ValueError(f"a batch holds 1..{MAX_READINGS_PER_BATCH} readings, got {len(rows)}")
+    shapes, groups = _group_rows(rows)
+    out: list[bytes] = []
+    for field in (identity.client_id, identity.site_id, identity.gateway_id, identity.environment):
+        put_str(out, field)
+    put_str(out, identity.hostname)
+    put_str(out, spool_id)
+    # Machines with the same metric set share one series: one header, one set of columns (rows grouped by
+    # machine, so deltas stay within a machine except at its first row).
+    machines: dict[str, int] = {}
+    series: dict[tuple[tuple[str, ...], bytes], list[tuple[int, list[list[object]]]]] = {}
+    for key, group in groups.items():
+        shape = shapes[key]
+        index = machines.setdefault(shape.machine_id, len(machines))
+        series.setdefault((shape.names, shape.types), []).append((index, group))
+    put_varint(out, len(machines))
+    for machine_id in machines:
+        put_str(out, machine_id)
+    put_varint(out, len(series))
+    for (names, types), parts in series.items():
+        _put_series(out, names, types, parts)
+    body = b"".join(out)
+    return _HEADER.pack(MAGIC, WIRE_VERSION, COMPRESSION_ZLIB, len(body)) + zlib.compress(body, _ZLIB_LEVEL)
+
+
+def _group_rows(
+    rows: Sequence[tuple[int, bytes]],
+) -> tuple[dict[bytes, _Shape], dict[bytes, list[list[object]]]]:
+    """Unpack rows into value lists (seq appended last), grouped by their shape bytes, in first-seen order."""
     groups: dict[bytes, list[list[object]]] = {}
     shapes: dict[bytes, _Shape] = {}
     try:
@@ -230,40 +258,224 @@ def encode_batch(identity: Identity, spool_id: str, rows: Sequence[tuple[int, by
         raise
     except Exception as exc:
         raise WireError(f"corrupt spool row: {exc}") from exc
-    out: list[bytes] = []
-    for field in (identity.client_id, identity.site_id, identity.gateway_id, identity.environment):
-        put_str(out, field)
-    put_str(out, identity.hostname)
-    put_str(out, spool_id)
-    put_varint(out, len(groups))
-    for key, group in groups.items():
-        _put_series(out, shapes[key], group)
-    body = b"".join(out)
-    return _HEADER.pack(MAGIC, WIRE_VERSION, COMPRESSION_ZLIB, len(body)) + zlib.compress(body, _ZLIB_LEVEL)
+    return shapes, groups
 
 
-def _put_series(out: list[bytes], shape: _Shape, group: list[list[object]]) -> None:
-    put_str(out, shape.machine_id)
-    put_varint(out, len(shape.names))
-    for name, t in zip(shape.names, shape.types, strict=True):
+def _put_series(
+    out: list[bytes], names: tuple[str, ...], types: bytes, parts: list[tuple[int, list[list[object]]]]
+) -> None:
+    put_varint(out, len(names))
+    for name, t in zip(names, types, strict=True):
         put_str(out, name)
         out.append(bytes((t,)))
-    put_varint(out, len(group))
-    cols = list(zip(*group, strict=True))
-    put_ints(out, list(cols[-1]))  # type: ignore[arg-type]  # seq
-    put_ints(out, list(cols[0]))  # type: ignore[arg-type]  # ts
-    out.append(bytes(cols[1]))  # type: ignore[arg-type]  # status codes
-    out.append(bytes(cols[2]))  # type: ignore[arg-type]  # quality codes
-    for t, col in zip(shape.types, cols[3:-1], strict=True):
+    rows = [row for _, group in parts for row in group]
+    put_varint(out, len(rows))
+    put_ints(out, [index for index, group in parts for _ in group])  # machine index per row
+    starts = list(accumulate((len(group) for _, group in parts[:-1]), initial=0))  # one run per machine
+    cols = list(zip(*rows, strict=True))
+    put_ints(out, list(cols[-1]), starts)  # seq
+    put_ints(out, list(cols[0]), starts)  # ts
+    out.append(bytes(cols[1]))  # status codes
+    out.append(bytes(cols[2]))  # quality codes
+    for t, col in zip(types, cols[3:-1], strict=True):
         if t == T_FLOAT:
-            put_floats(out, list(col))  # type: ignore[arg-type]
+            put_floats(out, list(col), starts)
         elif t == T_INT:
-            put_ints(out, list(col))  # type: ignore[arg-type]
+            put_ints(out, list(col), starts)
         elif t == T_BOOL:
-            out.append(bytes(col))  # type: ignore[arg-type]
+            out.append(bytes(col))
         else:
             table = {s: i for i, s in enumerate(dict.fromkeys(col))}
             put_varint(out, len(table))
             for s in table:
-                put_str(out, s)  # type: ignore[arg-type]
+                put_str(out, s)
             put_ints(out, [table[s] for s in col])
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    """Decoded rows sharing one metric set (names and types), column by column."""
+
+    machine_ids: list[str]  # per row
+    names: tuple[str, ...]
+    seqs: list[int]
+    ts: list[int]
+    status: list[str | None]
+    quality: list[str | None]
+    columns: tuple[list[MetricValue], ...]  # one per name
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """A decoded batch payload."""
+
+    wire_version: int
+    identity: Identity
+    spool_id: str
+    series: tuple[Series, ...]
+
+    def __len__(self) -> int:
+        return sum(len(s.seqs) for s in self.series)
+
+    def readings(self) -> Iterator[tuple[int, Reading]]:
+        """``(seq, Reading)`` pairs, series by series."""
+        for s in self.series:
+            for i, seq in enumerate(s.seqs):
+                metrics = {name: col[i] for name, col in zip(s.names, s.columns, strict=True)}
+                yield seq, Reading(s.machine_ids[i], s.ts[i], metrics, s.status[i], s.quality[i])
+
+    def documents(self) -> Iterator[dict[str, object]]:
+        """Canonical v1 documents (telemetry-v1.json), series by series, ``message_id`` filled in."""
+        ident = self.identity
+        base: dict[str, object] = {
+            "schema_version": SCHEMA_VERSION,
+            "message_id": "",
+            "client_id": ident.client_id,
+            "site_id": ident.site_id,
+            "gateway_id": ident.gateway_id,
+            "environment": ident.environment,
+            "hostname": ident.hostname,
+        }
+        prefix = self.spool_id + ":"
+        for seq, r in self.readings():
+            doc = dict(base)
+            doc["message_id"] = prefix + str(seq)
+            doc["machine_id"] = r.machine_id
+            doc["ts"] = r.ts
+            doc["metrics"] = r.metrics
+            if r.status is not None:
+                doc["status"] = r.status
+            if r.quality is not None:
+                doc["quality"] = r.quality
+            yield doc
+
+
+def decode_batch(payload: bytes) -> Batch:
+    """Decode and fully validate a batch payload. Raises WireError on anything malformed or over a limit."""
+    try:
+        return _decode(bytes(payload))
+    except WireError:
+        raise
+    except Exception as exc:  # a codec bug must not crash the ingest service
+        raise WireError(f"malformed batch: {type(exc).__name__}: {exc}") from exc
+
+
+def _decompress(payload: bytes) -> tuple[int, bytes]:
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise WireError(f"payload of {len(payload)} bytes over {MAX_PAYLOAD_BYTES}")
+    if len(payload) < _HEADER.size:
+        raise WireError("payload shorter than the header")
+    magic, version, compression, size = _HEADER.unpack_from(payload)
+    if magic != MAGIC:
+        raise WireError("bad magic: not an Ironlink batch")
+    if version != WIRE_VERSION:
+        raise WireError(f"unsupported wire version {version}")
+    if size > MAX_BODY_BYTES:
+        raise WireError(f"declared body of {size} bytes over {MAX_BODY_BYTES}")
+    data = payload[_HEADER.size :]
+    if compression == COMPRESSION_NONE:
+        body = data
+    elif compression == COMPRESSION_ZLIB:
+        dec = zlib.decompressobj()
+        try:
+            body = dec.decompress(data, size + 1)
+        except zlib.error as exc:
+            raise WireError(f"bad zlib stream: {exc}") from exc
+        if not dec.eof or dec.unconsumed_tail or dec.unused_data:
+            raise WireError("zlib stream longer than declared, truncated, or followed by garbage")
+    else:
+        raise WireError(f"unknown compression {compression}")
+    if len(body) != size:
+        raise WireError(f"body is {len(body)} bytes, header says {size}")
+    return version, body
+
+
+def _decode(payload: bytes) -> Batch:
+    version, body = _decompress(payload)
+    rd = Reader(body)
+    fields = [rd.str(64) for _ in range(5)]
+    keys = ("client_id", "site_id", "gateway_id", "environment", "hostname")
+    errors = identity_errors(dict(zip(keys, fields, strict=True)))
+    if errors:
+        raise WireError("; ".join(errors))
+    spool_id = rd.str(64)
+    if not is_valid_spool_id(spool_id):
+        raise WireError(f"invalid spool_id {spool_id!r}")
+    machines = [rd.str(64) for _ in range(rd.varint(MAX_READINGS_PER_BATCH))]
+    bad = [m for m in machines if not is_valid_machine_id(m)]
+    if bad or len(set(machines)) != len(machines):
+        raise WireError(f"invalid or duplicate machine ids {bad[:3]!r}")
+    n_series = rd.varint(MAX_READINGS_PER_BATCH)
+    series, total = [], 0
+    for _ in range(n_series):
+        s = _read_series(rd, machines, MAX_READINGS_PER_BATCH - total)
+        total += len(s.seqs)
+        series.append(s)
+    if rd.pos != len(body):
+        raise WireError(f"{len(body) - rd.pos} trailing bytes after the last series")
+    seqs = [seq for s in series for seq in s.seqs]
+    if len(set(seqs)) != len(seqs):
+        raise WireError("duplicate seq (message_id) in batch")
+    return Batch(version, Identity(*fields), spool_id, tuple(series))
+
+
+def _read_series(rd: Reader, machines: list[str], max_rows: int) -> Series:
+    n_metrics = rd.varint(MAX_METRICS_PER_READING)
+    names, types = [], []
+    for _ in range(n_metrics):
+        name = rd.str(64)
+        if not is_valid_metric_name(name):
+            raise WireError(f"invalid metric name {name!r}")
+        names.append(name)
+        types.append(rd.u8())
+    if len(set(names)) != len(names):
+        raise WireError(f"duplicate metric names in {names!r}")
+    n = rd.varint(max_rows)
+    if n == 0:
+        raise WireError("empty series")
+    index = rd.ints(n)
+    if min(index) < 0 or max(index) >= len(machines):
+        raise WireError("machine index out of range")
+    machine_ids = [machines[i] for i in index]
+    starts = [0] + [i for i in range(1, n) if index[i] != index[i - 1]]
+    if len(set(index)) != len(starts):
+        raise WireError("a machine's rows are not contiguous in their series")
+    where = ",".join(names)[:80]
+    seqs = rd.ints(n, starts)
+    if min(seqs) < 0:
+        raise WireError(f"[{where}]: negative seq")
+    ts = rd.ints(n, starts)
+    if min(ts) < TS_MIN_MS or max(ts) >= TS_MAX_MS:
+        raise WireError(f"[{where}]: ts outside [{TS_MIN_MS}, {TS_MAX_MS})")
+    status = [_code(_STATUS_OF, c, "status") for c in rd.take(n)]
+    quality = [_code(_QUALITY_OF, c, "quality") for c in rd.take(n)]
+    columns = tuple(_read_column(rd, t, n, starts, name) for name, t in zip(names, types, strict=True))
+    return Series(machine_ids, tuple(names), seqs, ts, status, quality, columns)
+
+
+def _code(table: tuple[str | None, ...], code: int, what: str) -> str | None:
+    if code >= len(table):
+        raise WireError(f"unknown {what} code {code}")
+    return table[code]
+
+
+def _read_column(rd: Reader, t: int, n: int, starts: list[int], where: str) -> list[MetricValue]:
+    if t == T_FLOAT:
+        return list[MetricValue](rd.floats(n, starts))
+    if t == T_INT:
+        return list[MetricValue](rd.ints(n, starts))
+    if t == T_BOOL:
+        raw = rd.take(n)
+        if raw.translate(None, b"\x00\x01"):
+            raise WireError(f"{where}: bool column holds bytes other than 0/1")
+        return [b == 1 for b in raw]
+    if t == T_STR:
+        size = rd.varint(n)
+        table = [rd.str(_MAX_STR_BYTES) for _ in range(size)]
+        if any(len(s) > MAX_STR_VALUE_LEN for s in table):
+            raise WireError(f"{where}: string over {MAX_STR_VALUE_LEN} characters")
+        idx = rd.ints(n)
+        if min(idx) < 0 or max(idx) >= size:
+            raise WireError(f"{where}: string index out of range")
+        return [table[i] for i in idx]
+    raise WireError(f"{where}: unknown type code {t}")

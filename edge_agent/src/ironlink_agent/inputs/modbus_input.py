@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import random
 import time
@@ -28,6 +29,7 @@ from ironlink_agent.inputs import registers as regs
 
 if TYPE_CHECKING:
     from ironlink_agent.config import ModbusDeviceConfig, RegisterMap
+    from ironlink_agent.normalise import Normaliser
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +112,10 @@ class DevicePoller:
         *,
         client_factory: Callable[[ModbusDeviceConfig], Any] = make_client,
         backoff: Backoff | None = None,
+        normaliser: Normaliser | None = None,
     ) -> None:
         self.device = device
+        self.normaliser = normaliser
         self.sink = sink
         self.metrics = metrics
         self.stop = stop
@@ -139,7 +143,8 @@ class DevicePoller:
                     await self.poll_once()
                 except Exception:  # a bug must not kill the task: log, count, reconnect
                     log.exception(
-                        "modbus poll crashed", extra={"event": "modbus_poll_crashed", "device": self.device.name}
+                        "modbus poll crashed",
+                        extra={"event": "modbus_poll_crashed", "device": self.device.name},
                     )
                     self._count_error()
                     self._close()
@@ -223,7 +228,9 @@ class DevicePoller:
                 values = await self._read_block(block)
             except ReadFailedError as exc:
                 self._count_error()
-                self._log_error("modbus_read_failed", "modbus block read failed", exc.detail, block=block.describe())
+                self._log_error(
+                    "modbus_read_failed", "modbus block read failed", exc.detail, block=block.describe()
+                )
                 self._reject_block(block, exc.reason, exc.detail)
                 if exc.fatal:
                     broken = True
@@ -234,7 +241,21 @@ class DevicePoller:
             self._close()
         if not metrics:
             return None
-        reading = Reading(machine_id=self.device.machine_id, ts=ts, metrics=metrics, quality="good")
+        if self.normaliser is None:
+            reading = Reading(machine_id=self.device.machine_id, ts=ts, metrics=metrics, quality="good")
+        else:  # catalogue types and bounds, exactly as for MQTT input
+            result = self.normaliser.normalise(
+                self.device.machine_id,
+                ts,
+                metrics,
+                source=self.source,
+                raw=json.dumps(metrics, sort_keys=True).encode(),
+                quality="good",
+            )
+            if isinstance(result, Rejected):
+                self.sink.reject(result)
+                return None
+            reading = result
         self.sink.accept([reading])
         return reading
 
@@ -250,10 +271,13 @@ class DevicePoller:
         }[block.table]
         try:
             response = await asyncio.wait_for(
-                read(block.address, count=block.count, device_id=self.device.unit_id), timeout=self._hard_timeout
+                read(block.address, count=block.count, device_id=self.device.unit_id),
+                timeout=self._hard_timeout,
             )
         except TimeoutError:
-            raise ReadFailedError("modbus_timeout", f"no answer within {self._hard_timeout:.1f}s", fatal=True) from None
+            raise ReadFailedError(
+                "modbus_timeout", f"no answer within {self._hard_timeout:.1f}s", fatal=True
+            ) from None
         except ConnectionException as exc:
             raise ReadFailedError("modbus_connection_lost", str(exc), fatal=True) from None
         except ModbusException as exc:  # includes ModbusIOException: request timed out / bad frame
@@ -263,7 +287,9 @@ class DevicePoller:
             raise ReadFailedError("modbus_exception", f"device answered exception code {code}")
         values = response.bits if block.table in regs.BIT_TABLES else response.registers
         if len(values) < block.count:
-            raise ReadFailedError("modbus_short_response", f"expected {block.count} values, got {len(values)}")
+            raise ReadFailedError(
+                "modbus_short_response", f"expected {block.count} values, got {len(values)}"
+            )
         return values
 
     def _decode_into(
@@ -304,15 +330,26 @@ class DevicePoller:
 
 
 async def run_device(
-    device: ModbusDeviceConfig, sink: SinkLike, metrics: MetricsLike, stop: asyncio.Event
+    device: ModbusDeviceConfig,
+    sink: SinkLike,
+    metrics: MetricsLike,
+    stop: asyncio.Event,
+    *,
+    normaliser: Normaliser | None = None,
 ) -> None:
-    """Poll ``device`` until ``stop`` is set. Never raises (cancellation aside)."""
+    """Poll ``device`` until ``stop`` is set. Never raises (cancellation aside).
+
+    ``normaliser`` (``Normaliser.from_config(config)``) applies the metric catalogue's types and bounds;
+    without it readings go to the sink as decoded.
+    """
     backoff = Backoff()
     while not stop.is_set():
         try:
-            await _run_poller(device, sink, metrics, stop)
+            await _run_poller(device, sink, metrics, stop, normaliser)
         except Exception:  # belt and braces: the poller already contains its own failures
-            log.exception("modbus poller failed", extra={"event": "modbus_poller_failed", "device": device.name})
+            log.exception(
+                "modbus poller failed", extra={"event": "modbus_poller_failed", "device": device.name}
+            )
             with contextlib.suppress(Exception):
                 metrics.inc(POLL_ERRORS, device=device.name)
             with contextlib.suppress(TimeoutError):
@@ -320,9 +357,13 @@ async def run_device(
 
 
 async def _run_poller(
-    device: ModbusDeviceConfig, sink: SinkLike, metrics: MetricsLike, stop: asyncio.Event
+    device: ModbusDeviceConfig,
+    sink: SinkLike,
+    metrics: MetricsLike,
+    stop: asyncio.Event,
+    normaliser: Normaliser | None,
 ) -> None:
-    poller = DevicePoller(device, sink, metrics, stop)
+    poller = DevicePoller(device, sink, metrics, stop, normaliser=normaliser)
     log.info(
         "modbus poller started",
         extra={

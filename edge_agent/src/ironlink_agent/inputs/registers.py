@@ -58,7 +58,9 @@ def register_count(type_: str, table: str = "holding") -> int:
 
 def _to_bytes(registers: Sequence[int], byte_order: str, word_order: str) -> bytes:
     if byte_order not in ("big", "little") or word_order not in ("big", "little"):
-        raise DecodeError(f"byte_order/word_order must be 'big' or 'little', got {byte_order!r}/{word_order!r}")
+        raise DecodeError(
+            f"byte_order/word_order must be 'big' or 'little', got {byte_order!r}/{word_order!r}"
+        )
     words = list(registers)
     for word in words:
         if not isinstance(word, int) or not 0 <= word <= 0xFFFF:

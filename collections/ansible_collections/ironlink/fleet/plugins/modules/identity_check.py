@@ -85,7 +85,7 @@ attributes:
 seealso:
   - module: ansible.builtin.assert
 author:
-  - Ironlink team
+  - Ironlink team (@ironlink)
 """
 
 EXAMPLES = r"""
@@ -122,7 +122,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 identity_source:
-  description: Where each field came from, V(inventory) or V(env) (V(missing) when unset in both).
+  description:
+    - Where each field came from, V(inventory) or V(env) (V(missing) when unset in both).
+    - V(inventory) means any Ansible variable (inventory, play vars, extra vars).
   returned: always
   type: dict
   sample:

@@ -1,0 +1,65 @@
+"""Shared pytest fixtures.
+
+``tests/`` is on ``sys.path`` (rootdir conftest, no ``__init__.py``), so test modules import ``support.*``.
+Integration fixtures start real processes (Mosquitto, pymodbus, the agent) and always kill them by PID,
+also when the test fails; on failure the agent and broker logs are attached to the report.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
+
+
+def _require(*programs: str) -> None:
+    missing = [p for p in programs if shutil.which(p) is None and not Path(f"/usr/sbin/{p}").exists()]
+    if missing:
+        pytest.skip(f"not installed: {', '.join(missing)}")
+
+
+@pytest.fixture(scope="session")
+def world_dir() -> Iterator[Path]:
+    """A 0755 scratch root: Mosquitto runs as user ``mosquitto`` and cannot enter pytest's 0700 tmp dirs."""
+    d = Path(tempfile.mkdtemp(prefix="ironlink-it-"))
+    d.chmod(0o755)
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pki(world_dir: Path):
+    from support.certs import make_pki
+
+    _require("openssl")
+    return make_pki(world_dir / "pki")
+
+
+@pytest.fixture
+def stack(request: pytest.FixtureRequest, world_dir: Path, pki):
+    from support.stack import Stack
+
+    _require("mosquitto", "mosquitto_passwd")
+    d = world_dir / re.sub(r"[^A-Za-z0-9_.-]", "_", request.node.name)[:80]
+    d.mkdir()
+    s = Stack(d, pki)
+    try:
+        yield s
+    finally:
+        rep = getattr(request.node, "rep_call", None)
+        if rep is not None and rep.failed:
+            rep.sections.append(("agent and broker logs", s.diagnostics()))
+        s.close()

@@ -1,0 +1,34 @@
+"""Shared values for the gateway_base scenario: what converge.yml set."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+SCENARIO_DIR = Path(__file__).resolve().parent.parent
+PROJECT_DIR = SCENARIO_DIR.parent.parent
+
+IDENTITY = {
+    "schema_version": 1,
+    "client_id": "ACME",
+    "site_id": "ACME-PLANT-01",
+    "gateway_id": "GW-0001",
+    "environment": "staging",
+    "hostname": "acme-plant-01-gw-0001",
+}
+
+
+@pytest.fixture(scope="session")
+def ansible_env() -> dict[str, str]:
+    """Environment for running ansible / ansible-playbook against the Molecule inventory."""
+    env = dict(os.environ)
+    env.setdefault("ANSIBLE_ROLES_PATH", str(PROJECT_DIR / "roles"))
+    env.setdefault("ANSIBLE_COLLECTIONS_PATH", str(PROJECT_DIR / "collections"))
+    env["ANSIBLE_INJECT_FACT_VARS"] = "False"
+    env["ANSIBLE_NOCOLOR"] = "1"
+    env["ANSIBLE_STDOUT_CALLBACK"] = "default"
+    if "MOLECULE_INVENTORY_FILE" not in env:
+        pytest.skip("MOLECULE_INVENTORY_FILE not set: run through `molecule verify`")
+    return env
