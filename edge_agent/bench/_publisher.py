@@ -24,6 +24,66 @@ from paho.mqtt.enums import CallbackAPIVersion
 T0 = 1_763_800_000_000
 
 
+class SensorData:
+    """The reference workload: per machine, temperature drifting by 0.01, rpm jittering, rarely toggling."""
+
+    def __init__(self, machines: int, latency: bool, first_seq: int) -> None:
+        self.rng = random.Random(7)
+        self.temps = [20.0 + 3 * m for m in range(machines)]
+        self.rpm = [1500 + 10 * m for m in range(machines)]
+        self.running = [True] * machines
+        self.latency = latency
+        self.seq = first_seq
+
+    def reading(self, m: int, step: int) -> dict:
+        rng = self.rng
+        self.temps[m] = round(self.temps[m] + rng.choice((-0.01, 0.0, 0.0, 0.01)), 2)
+        self.rpm[m] = max(0, self.rpm[m] + rng.choice((-3, -1, 0, 0, 1, 3)))
+        if rng.random() < 0.001:
+            self.running[m] = not self.running[m]
+        doc: dict = {"temp": self.temps[m], "rpm": self.rpm[m], "on": self.running[m], "ts": T0 + step * 100}
+        if self.latency:
+            doc["seq"] = self.seq
+            doc["ts"] = int(time.time() * 1000)
+        self.seq += 1
+        return doc
+
+
+class Publisher:
+    def __init__(self, port: int) -> None:
+        self.acked = 0
+        self.published = 0
+        self._lock = threading.Lock()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{time.time_ns()}")
+        self.client.max_inflight_messages_set(1000)
+        self.client.max_queued_messages_set(0)
+        self.client.on_publish = self._on_publish
+        self.client.connect("127.0.0.1", port, keepalive=30)
+        self.client.loop_start()
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        with self._lock:
+            self.acked += 1
+
+    def send(self, machine: int, docs: list[dict], stamp: bool) -> None:
+        if stamp:
+            now_ns = time.time_ns()
+            for d in docs:
+                d["sent_ns"] = now_ns
+        payload = json.dumps(docs[0] if len(docs) == 1 else docs)
+        self.client.publish(f"factory/PRESS-{machine:02d}/state", payload, qos=1)
+        self.published += 1
+
+    def wait_acked(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while self.acked < self.published and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--port", type=int, required=True)
@@ -34,88 +94,40 @@ def main() -> None:
     p.add_argument("--first-seq", type=int, default=0)
     p.add_argument("--machines", type=int, default=5)
     args = p.parse_args()
-
-    acked = 0
-    lock = threading.Lock()
-
-    def on_publish(client, userdata, mid, reason_code, properties) -> None:
-        nonlocal acked
-        with lock:
-            acked += 1
-
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{time.time_ns()}")
-    client.max_inflight_messages_set(1000)
-    client.max_queued_messages_set(0)
-    client.on_publish = on_publish
-    client.connect("127.0.0.1", args.port, keepalive=30)
-    client.loop_start()
-
-    rng = random.Random(7)
-    temps = [20.0 + 3 * m for m in range(args.machines)]
-    rpm = [1500 + 10 * m for m in range(args.machines)]
-    running = [True] * args.machines
-    step = 0
-    seq = args.first_seq
+    latency = args.profile == "latency"
+    data = SensorData(args.machines, latency, args.first_seq)
+    pub = Publisher(args.port)
     pending: dict[int, list[dict]] = {m: [] for m in range(args.machines)}
     t_start = time.time()
     t0 = time.monotonic()
-    sent = 0
-    published_msgs = 0
+    sent = step = 0
     while sent < args.count:
-        for m in range(args.machines):
-            if sent >= args.count:
-                break
-            temps[m] = round(temps[m] + rng.choice((-0.01, 0.0, 0.0, 0.01)), 2)
-            rpm[m] = max(0, rpm[m] + rng.choice((-3, -1, 0, 0, 1, 3)))
-            if rng.random() < 0.001:
-                running[m] = not running[m]
-            doc: dict = {"temp": temps[m], "rpm": rpm[m], "on": running[m], "ts": T0 + step * 100}
-            if args.profile == "latency":
-                doc["seq"] = seq
-                doc["ts"] = int(time.time() * 1000)
-            seq += 1
+        for m in range(min(args.machines, args.count - sent)):
+            pending[m].append(data.reading(m, step))
             sent += 1
-            pending[m].append(doc)
-            if len(pending[m]) >= args.per_message or sent >= args.count:
-                batch = pending[m]
+            if len(pending[m]) >= args.per_message:
+                pub.send(m, pending[m], latency)
                 pending[m] = []
-                if args.profile == "latency":
-                    now_ns = time.time_ns()
-                    for d in batch:
-                        d["sent_ns"] = now_ns
-                payload = json.dumps(batch[0] if len(batch) == 1 else batch)
-                client.publish(f"factory/PRESS-{m:02d}/state", payload, qos=1)
-                published_msgs += 1
-            if args.rate:
-                delay = t0 + sent / args.rate - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
+            if args.rate and (delay := t0 + sent / args.rate - time.monotonic()) > 0:
+                time.sleep(delay)
         step += 1
-    for m, batch in pending.items():  # leftovers
-        if batch:
-            client.publish(f"factory/PRESS-{m:02d}/state", json.dumps(batch), qos=1)
-            published_msgs += 1
+    for m, docs in pending.items():  # leftovers
+        if docs:
+            pub.send(m, docs, latency)
     t_sent = time.time()
-    deadline = time.monotonic() + 120
-    while acked < published_msgs and time.monotonic() < deadline:
-        time.sleep(0.005)
+    pub.wait_acked(120)
     t_acked = time.time()
-    client.disconnect()
-    client.loop_stop()
-    print(
-        json.dumps(
-            {
-                "readings": sent,
-                "messages": published_msgs,
-                "acked_messages": acked,
-                "t_start": t_start,
-                "t_sent": t_sent,
-                "t_acked": t_acked,
-            }
-        ),
-        flush=True,
-    )
-    sys.exit(0 if acked >= published_msgs else 1)
+    pub.close()
+    summary = {
+        "readings": sent,
+        "messages": pub.published,
+        "acked_messages": pub.acked,
+        "t_start": t_start,
+        "t_sent": t_sent,
+        "t_acked": t_acked,
+    }
+    print(json.dumps(summary), flush=True)
+    sys.exit(0 if pub.acked >= pub.published else 1)
 
 
 if __name__ == "__main__":

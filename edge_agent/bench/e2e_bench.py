@@ -13,6 +13,8 @@ a 60 s backoff) differ.
 Phases (each a fresh broker pair and agent; every process is killed by PID at the end, also on error):
 1. throughput: N readings as fast as the publisher can, 1 reading per MQTT message (what machines do),
    then 20 readings per message (JSON arrays): readings/s end to end, agent CPU-s per 10k, bytes/reading.
+   capacity: N readings (1 per message) queued in the local broker first, then the agent started: the
+   agent's own ceiling, independent of how fast one Python publisher process can go.
 2. latency: 200 readings/s for S seconds; publisher stamps ``sent_ns``; p50/p99/max end-to-end latency.
 3. drain: cloud broker down, N readings spooled, broker back: drain rate (readings/s).
 4. kill -9: cloud down, publisher streaming, agent killed mid-stream and restarted, cloud back: lost
@@ -23,6 +25,7 @@ Peak RSS is the agent's VmHWM over each phase.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -85,7 +88,7 @@ def uplink_bytes_sent(cloud_tls_port: int) -> int:
     return sum(int(tok.split(":")[1]) for tok in out.split() if tok.startswith("bytes_sent:"))
 
 
-def wait_until(pred, timeout: float, what: str) -> None:  # noqa: ANN001
+def wait_until(pred, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not pred():
         if time.monotonic() > deadline:
@@ -127,6 +130,26 @@ def phase_throughput(stack: Stack, n: int, per_message: int) -> dict:
         "agent_vmhwm_kb": agent.hwm_kb(),
         "agent_rss_kb": agent.rss_kb(),
         "duplicates": readings - (docs_count(stack) - base_docs),
+    }
+    agent.stop()
+    return out
+
+
+def phase_capacity(stack: Stack, n: int) -> dict:
+    """The agent's own ceiling at 1 reading per message, whatever the publisher can do: the readings wait
+    in the local broker (the agent's persistent session) and the agent is started against that queue."""
+    agent = stack.agent(bench_config(stack), name="capacity").start()
+    agent.stop()
+    publisher(stack.local.ports["mqtt"], count=n, per_message=1)
+    t0 = time.time()
+    agent.start(wait=False)
+    wait_until(lambda: docs_count(stack) >= n, 240, "queued readings delivered")
+    t_last = stack.subscriber.batches()[-1].t
+    out = {
+        "readings": n,
+        "e2e_readings_per_s": n / (t_last - t0),
+        "agent_cpu_s_per_10k_incl_startup": agent.cpu_seconds() / n * 10_000,
+        "agent_vmhwm_kb": agent.hwm_kb(),
     }
     agent.stop()
     return out
@@ -210,10 +233,8 @@ def phase_kill9(stack: Stack, n: int, rate: float) -> dict:
     res = json.loads(out_text.strip().splitlines()[-1])
     agent.start()
     stack.cloud.start()
-    try:
+    with contextlib.suppress(TimeoutError):
         wait_until(lambda: docs_count(stack) >= n, 120, "delivery after kill -9")
-    except TimeoutError:
-        pass
     stack.subscriber.wait_quiet(2.0)
     seqs = [d["metrics"]["seq"] for d in stack.subscriber.docs()]
     by_seq: dict[int, set[str]] = {}
@@ -252,7 +273,7 @@ def main() -> None:
     }
     t0 = time.time()
 
-    def run(name: str, fn, *a) -> None:  # noqa: ANN001
+    def run(name: str, fn, *a) -> None:
         d = root / name
         d.mkdir()
         stack = Stack(d, pki)
@@ -268,6 +289,7 @@ def main() -> None:
         if "throughput" in phases:
             run("throughput_1_per_msg", phase_throughput, n_tp, 1)
             run("throughput_20_per_msg", phase_throughput, n_tp, 20)
+            run("capacity_1_per_msg", phase_capacity, n_tp)
         if "latency" in phases:
             run("latency_200_per_s", phase_latency, 200.0, lat_s)
         if "drain" in phases:

@@ -15,6 +15,8 @@ echo "building $IMAGE (debootstrap, about 80 s)"
 debootstrap --variant=minbase \
   --include=systemd,systemd-sysv,python3,python3-apt,openssh-server,sudo,iproute2,ca-certificates \
   bookworm "$rootfs" >/dev/null
+# A real Debian install has /etc/hosts; minbase does not (hosts run with --no-hosts, so this file is theirs).
+printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' > "$rootfs/etc/hosts"
 # The image boots to multi-user with sshd; keys are per container (generated at first boot below).
 rm -f "$rootfs"/etc/ssh/ssh_host_*
 cat > "$rootfs/etc/systemd/system/ssh-keygen-host.service" <<'UNIT'

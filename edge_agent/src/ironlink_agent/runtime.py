@@ -44,9 +44,16 @@ class AgentSink:
         self._metrics = metrics
         self._source = source
 
-    def accept(self, readings: list[Reading], ack: Callable[[], None] | None = None) -> None:
+    def accept(
+        self,
+        readings: list[Reading],
+        ack: Callable[[], None] | None = None,
+        *,
+        key: bytes | None = None,
+        redelivered: bool = False,
+    ) -> None:
         self._metrics.inc("readings_received_total", len(readings), source=self._source)
-        self._spool.submit(readings, ack)
+        self._spool.submit(readings, ack, key=key, redelivered=redelivered)
 
     def reject(self, rejected: Rejected, ack: Callable[[], None] | None = None) -> None:
         self._spool.dead_letter(rejected, ack)
@@ -291,14 +298,16 @@ class Runtime:
             )
         if cfg.modbus:
             from .inputs.modbus_input import run_device  # pymodbus is imported only when needed
+            from .normalise import Normaliser
 
             sink = self.sink("modbus")
+            normaliser = Normaliser.from_config(cfg)
             for device in cfg.modbus:
                 tasks.append(
                     tg.create_task(
                         supervise(
                             f"modbus:{device.name}",
-                            lambda d=device: run_device(d, sink, self.metrics, stop),  # type: ignore[misc]
+                            lambda d=device: run_device(d, sink, self.metrics, stop, normaliser=normaliser),  # type: ignore[misc]
                             stop,
                             self.metrics,
                         )

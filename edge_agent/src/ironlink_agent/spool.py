@@ -38,9 +38,14 @@ ROW_OVERHEAD = 16
 """Approximate per-row B-tree cost added to ``len(data)`` so ``max_bytes`` tracks the file size."""
 
 RAW_LIMIT = 64 * 1024
+REDELIVERY_KEYS_MAX = 20_000
+"""Keys of recently spooled upstream messages kept to recognise redeliveries. Only messages un-acked at a
+crash are redelivered (at most the input's receive maximum), and must stay below the 65535 MQTT packet
+ids so a key (topic, payload, packet id) cannot recur inside the window."""
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS readings (seq INTEGER PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS redelivery_keys (id INTEGER PRIMARY KEY, key BLOB NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS dead_letters (
     id INTEGER PRIMARY KEY AUTOINCREMENT, ts_ms INTEGER NOT NULL, reason TEXT NOT NULL,
     detail TEXT NOT NULL, source TEXT NOT NULL, raw BLOB NOT NULL);
@@ -57,7 +62,8 @@ class SpoolError(Exception):
 class _Batch:
     readings: list[Reading]
     ack: Ack | None
-    enqueued: float = field(default_factory=time.monotonic)
+    key: bytes | None = None  # identifies the upstream message (see ``submit``)
+    redelivered: bool = False
 
 
 @dataclass(slots=True)
@@ -76,6 +82,7 @@ class _Txn:
     dl_rows: int
     evicted: int = 0
     dl_evicted: int = 0
+    redelivered: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
 
 
@@ -173,6 +180,7 @@ class Spool:
         self._pending = 0
         self._stopping = False
         self._busy = False
+        self._keys_added = 0
         self._thread: threading.Thread | None = None
         self._conn: sqlite3.Connection | None = None
         self._local = threading.local()
@@ -268,8 +276,20 @@ class Spool:
 
     # -- producers -------------------------------------------------------------------------------
 
-    def submit(self, readings: list[Reading], ack: Ack | None = None) -> None:
+    def submit(
+        self,
+        readings: list[Reading],
+        ack: Ack | None = None,
+        *,
+        key: bytes | None = None,
+        redelivered: bool = False,
+    ) -> None:
         """Queue readings for the next group commit. Never blocks.
+
+        ``key`` identifies the upstream message; it is stored in the same transaction as the readings.
+        A message the local broker redelivers (``redelivered``: MQTT DUP flag) whose key is already
+        stored was committed before a crash that lost only its ack: it is acked, not spooled twice
+        (which would give its readings new message ids the cloud could not de-duplicate).
 
         Memory is bounded by ``max_pending_readings`` for readings without an upstream ack (Modbus);
         beyond it they are dropped and counted. Readings with an ack (MQTT) are always queued: their
@@ -281,7 +301,7 @@ class Spool:
                 dropped = True
             else:
                 dropped = False
-                self._queue.append(_Batch(readings, ack))
+                self._queue.append(_Batch(readings, ack, key, redelivered))
                 self._pending += len(readings)
                 self._cond.notify()
         if dropped:
@@ -337,6 +357,10 @@ class Spool:
         rows = _cap_bytes(cur, max_bytes)
         rows.reverse()
         return rows
+
+    def avg_row_bytes(self) -> int:
+        """Mean stored row size (running totals); the uplink sizes batches with it without reading."""
+        return max(1, self._bytes // self._depth) if self._depth else 64
 
     @property
     def last_seq(self) -> int:
@@ -463,10 +487,11 @@ class Spool:
         """One transaction: delivered-row deletes, space policy, inserts, dead letters; then acks."""
         conn = self._conn
         assert conn is not None
-        packed = [pack_reading(r) for b in batches for r in b.readings]
-        n_in = len(packed)
+        n_in = sum(len(b.readings) for b in batches)
         t = _Txn(self._depth, self._bytes, self._dl_rows)
         conn.execute("BEGIN IMMEDIATE")
+        fresh = self._skip_redelivered(conn, t, batches)
+        packed = [pack_reading(r) for b in fresh for r in b.readings]
         for lo, hi in deletes:
             rows = conn.execute(
                 "DELETE FROM readings WHERE seq BETWEEN ? AND ? RETURNING length(data)", (lo, hi)
@@ -511,6 +536,30 @@ class Spool:
                     log.exception("upstream ack failed", extra={"event": "ack_failed"})
         if packed and self.on_commit is not None:
             self.on_commit(self._last_seq)
+
+    def _skip_redelivered(self, conn: sqlite3.Connection, t: _Txn, batches: list[_Batch]) -> list[_Batch]:
+        """Drop redelivered messages already spooled; record the keys of the others."""
+        fresh = []
+        for b in batches:
+            if (
+                b.key is not None
+                and b.redelivered
+                and conn.execute("SELECT 1 FROM redelivery_keys WHERE key = ?", (b.key,)).fetchone()
+            ):
+                t.redelivered += len(b.readings)
+                continue
+            fresh.append(b)
+        keys = [(b.key,) for b in fresh if b.key is not None]
+        if keys:
+            conn.executemany("INSERT OR IGNORE INTO redelivery_keys(key) VALUES (?)", keys)
+            self._keys_added += len(keys)
+            if self._keys_added >= 1000:  # prune now and then, not per commit
+                self._keys_added = 0
+                conn.execute(
+                    "DELETE FROM redelivery_keys WHERE id <= (SELECT MAX(id) FROM redelivery_keys) - ?",
+                    (REDELIVERY_KEYS_MAX,),
+                )
+        return fresh
 
     def _make_room(self, conn: sqlite3.Connection, t: _Txn, packed: list[bytes]) -> list[bytes]:
         """Apply ``max_bytes``, the low-disk guard and ``full_policy``; return the rows to insert."""
@@ -567,6 +616,12 @@ class Spool:
         """Metrics and rate-limited logs for one committed transaction."""
         if accepted:
             self._metrics.inc("readings_accepted_total", accepted)
+        if t.redelivered:
+            self._metrics.inc("redelivered_readings_skipped_total", t.redelivered)
+            log.info(
+                "redelivered messages were already in the spool; acked without spooling again",
+                extra={"event": "redelivery_skipped", "readings": t.redelivered},
+            )
         policy = "drop_oldest" if self._drop_oldest else "drop_newest"
         for reason, count in t.dropped.items():
             self._metrics.inc("readings_dropped_total", count, reason=reason)

@@ -101,7 +101,9 @@ def test_ten_thousand_hostile_payloads_are_dead_lettered_without_crash_or_leak(s
     assert agent.non_json_log_lines() == []
 
 
-def _tls_failure_then_fix(stack, tls: dict, password: str | None, expect_in_log: tuple[str, ...]):
+def _tls_failure_then_fix(
+    stack, tls: dict, password: str | None, expect_in_log: tuple[str, ...], settle_s: float = 2.0
+):
     good = stack.base_config()
     bad = copy.deepcopy(good)
     bad["uplink"]["tls"].update(tls)
@@ -110,7 +112,7 @@ def _tls_failure_then_fix(stack, tls: dict, password: str | None, expect_in_log:
     stack.on_close(pub.close)
     publish_states(pub, 0, 300)
     wait(lambda: agent.metric("readings_accepted_total") >= 300, 20, "readings spooled")
-    time.sleep(2.0)  # a few reconnect attempts
+    time.sleep(settle_s)  # a few reconnect attempts
     assert agent.alive
     assert seqs(stack.subscriber) == []
     assert agent.metric("spool_depth_readings") == 300, "readings kept in the spool"
@@ -136,6 +138,16 @@ def test_wrong_ca_is_a_clear_error_and_readings_wait_in_the_spool(stack):
         {"ca_file": str(stack.pki.wrong_ca_cert)},
         None,
         ("certificate verify failed", "certificate_verify_failed", "self-signed", "self signed"),
+    )
+
+
+def test_client_cert_from_another_ca_is_refused_and_readings_wait_in_the_spool(stack):
+    _tls_failure_then_fix(
+        stack,
+        {"cert_file": str(stack.pki.wrong_client_cert), "key_file": str(stack.pki.wrong_client_key)},
+        None,
+        ("unknown ca", "alert", "certificate", "tls", "ssl", "handshake"),
+        settle_s=12.0,  # the agent's CONNACK timeout is 10 s
     )
 
 

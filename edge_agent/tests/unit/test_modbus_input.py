@@ -100,7 +100,7 @@ def test_poll_decodes_every_type_in_coalesced_blocks():
             before = sim.requests
             reading = await poller.poll_once()
             requests = sim.requests - before
-            poller._close()
+            poller.release()
             return reading, sink, requests, poller.blocks
 
     reading, sink, requests, blocks = run(scenario())
@@ -138,7 +138,7 @@ def test_failed_block_is_rejected_and_counted_other_blocks_delivered():
             )
             assert await poller._ensure_connected()
             reading = await poller.poll_once()
-            poller._close()
+            poller.release()
             return reading, sink, metrics
 
     reading, sink, metrics = run(scenario())
@@ -162,7 +162,7 @@ def test_non_finite_value_is_dead_lettered_with_raw_registers():
             )
             assert await poller._ensure_connected()
             reading = await poller.poll_once()
-            poller._close()
+            poller.release()
             return reading, sink
 
     reading, sink = run(scenario())
@@ -321,7 +321,7 @@ def test_rtu_over_a_pty_pair():
                 poller = modbus_input.DevicePoller(dev, sink, metrics, asyncio.Event())
                 assert await poller._ensure_connected()
                 reading = await poller.poll_once()
-                poller._close()
+                poller.release()
                 return reading, sink
 
         reading, sink = run(scenario())
@@ -345,7 +345,7 @@ def test_catalogue_types_and_bounds_apply_through_the_normaliser():
             )
             assert await poller._ensure_connected()
             await poller.poll_once()
-            poller._close()
+            poller.release()
             return sink
 
     ok = run(scenario(215))
@@ -356,3 +356,40 @@ def test_catalogue_types_and_bounds_apply_through_the_normaliser():
     assert rejected.reason == "out_of_bounds"
     assert rejected.source == "modbus:plc1"
     assert b'"temperature"' in rejected.raw
+
+
+def test_rtu_units_on_one_serial_line_share_the_port():
+    """Two devices (unit 1 and 2) on one RS-485 line: one port open, requests serialised, both polled."""
+    with PtyPair() as pair:
+
+        async def scenario():
+            async with SimServer(serial_port=pair.b, units=(1, 2)) as sim:
+                sim.set("holding", 0, [11], unit=1)
+                sim.set("holding", 0, [22], unit=2)
+                sink, metrics, stop = Sink(), Metrics(), asyncio.Event()
+                devs = [
+                    device(
+                        f"rtu{u}",
+                        protocol="rtu",
+                        host=None,
+                        serial_port=pair.a,
+                        baudrate=115200,
+                        unit_id=u,
+                        registers=[reg("count", "holding", 0)],
+                        poll_interval_s=0.05,
+                    )
+                    for u in (1, 2)
+                ]
+                tasks = [asyncio.create_task(modbus_input.run_device(d, sink, metrics, stop)) for d in devs]
+                await _until(lambda: {r.machine_id for r in sink.readings} == {"M-rtu1", "M-rtu2"}, timeout=8)
+                await asyncio.sleep(0.5)
+                stop.set()
+                await asyncio.wait_for(asyncio.gather(*tasks), 5)
+                assert not modbus_input._SHARED_LINKS, "the shared link is closed with its last poller"
+                return sink, metrics
+
+        sink, metrics = run(scenario())
+    values = {r.machine_id: r.metrics["count"] for r in sink.readings}
+    assert values == {"M-rtu1": 11, "M-rtu2": 22}
+    assert metrics.total("modbus_poll_errors_total") == 0
+    assert sink.rejected == []

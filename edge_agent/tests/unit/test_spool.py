@@ -256,3 +256,19 @@ def test_healthy_spool_is_not_quarantined(tmp_path):
     assert spool.wait_idle(5)
     spool.close()
     assert quarantine_if_corrupt(tmp_path / "spool.db") is None
+
+
+def test_redelivered_message_already_spooled_is_acked_not_spooled_again(tmp_path):
+    """Crash between commit and the local PUBACK: the broker redelivers (DUP); no second copy, new ids."""
+    spool, metrics = make(tmp_path)
+    acks = []
+    spool.submit(readings(3), lambda: acks.append("first"), key=b"k1")
+    assert spool.wait_idle(5)
+    spool.submit(readings(3), lambda: acks.append("dup"), key=b"k1", redelivered=True)
+    spool.submit(readings(2), lambda: acks.append("new-dup"), key=b"k2", redelivered=True)  # never spooled
+    spool.submit(readings(1), lambda: acks.append("same-key-not-dup"), key=b"k1")
+    assert spool.wait_idle(5)
+    assert acks == ["first", "dup", "new-dup", "same-key-not-dup"]
+    assert spool.snapshot().depth == 3 + 2 + 1
+    assert metrics.get("redelivered_readings_skipped_total") == 3
+    spool.close()

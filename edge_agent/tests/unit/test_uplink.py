@@ -222,16 +222,39 @@ def test_acl_refusal_keeps_rows(tmp_path, broker, pki, caplog):
         h.close()
 
 
+def test_identity_outside_acl_is_logged_and_backs_off(tmp_path, broker, pki, caplog):
+    """Mosquitto answers PUBACK 135 to the status publish and closes the connection: say so, back off."""
+    h = Harness(tmp_path, uplink_cfg(broker, pki, backoff_initial_s=0.05, backoff_max_s=5))
+    h.uplink.telemetry_topic = "ironlink/OTHER/PLANT1/GW1/telemetry"
+    h.uplink.status_topic = "ironlink/OTHER/PLANT1/GW1/status"
+    h.spool.submit(readings(10))
+    with caplog.at_level(logging.INFO):
+        h.start()
+        try:
+            time.sleep(3)
+        finally:
+            h.close()
+    refused = [r for r in caplog.records if getattr(r, "event", "") == "uplink_publish_refused"]
+    assert refused, "refusal not logged"
+    assert "Not authorized" in refused[0].getMessage()
+    connects = [r for r in caplog.records if getattr(r, "event", "") == "uplink_connected"]
+    assert 1 <= len(connects) <= 12  # growing backoff, not one reconnect per backoff_initial_s
+    assert h.spool.snapshot().depth == 10
+
+
 @pytest.mark.parametrize(
     ("change", "cause", "text"),
     [
         ("wrong_ca", "tls_verify", "certificate verify failed"),
         ("bad_password", "auth", "CONNACK refused"),
+        ("wrong_client_cert", "tls", "unknown ca"),
     ],
 )
 def test_connect_failures_are_named(tmp_path, broker, pki, caplog, change, cause, text):
     if change == "wrong_ca":
         cfg = uplink_cfg(broker, pki, tls=TlsConfig(pki.wrong_ca_cert, pki.client_cert, pki.client_key))
+    elif change == "wrong_client_cert":
+        cfg = uplink_cfg(broker, pki, tls=TlsConfig(pki.ca_cert, pki.wrong_client_cert, pki.wrong_client_key))
     else:
         cfg = uplink_cfg(broker, pki, password="wrong-password")
     h = Harness(tmp_path, cfg)

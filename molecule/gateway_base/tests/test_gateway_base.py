@@ -7,7 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import IDENTITY
+from conftest import IDENTITY, TESTINFRA_HOSTS
+
+testinfra_hosts = TESTINFRA_HOSTS
 
 HOSTNAME = IDENTITY["hostname"]
 
@@ -94,11 +96,24 @@ def test_identity_json(host):
 def test_local_fact_readable_by_ansible(ansible_env):
     # What later roles see: ansible_facts['ansible_local']['ironlink'] as gathered by setup.
     out = subprocess.run(
-        [str(Path(sys.executable).with_name("ansible")), "all", "-i", ansible_env["MOLECULE_INVENTORY_FILE"],
-         "-m", "ansible.builtin.setup", "-a", "filter=ansible_local", "-o"],
-        env=ansible_env, capture_output=True, text=True, timeout=120, check=True,
+        [
+            str(Path(sys.executable).with_name("ansible")),
+            "all",
+            "-i",
+            ansible_env["MOLECULE_INVENTORY_FILE"],
+            "-m",
+            "ansible.builtin.setup",
+            "-a",
+            "filter=ansible_local",
+            "-o",
+        ],
+        env=ansible_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     ).stdout
-    payload = json.loads(out.split(" => ", 1)[1])
+    payload = json.loads(out.split(" => ", 1)[1].strip())
     assert payload["ansible_facts"]["ansible_local"]["ironlink"] == IDENTITY
 
 

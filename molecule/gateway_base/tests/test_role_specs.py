@@ -14,7 +14,9 @@ ROLES = ("gateway_identity", "gateway_base", "gateway_ssh")
 def test_argument_specs_mirror_defaults(role):
     role_dir = PROJECT_DIR / "roles" / role
     defaults = yaml.safe_load((role_dir / "defaults/main.yml").read_text()) or {}
-    options = yaml.safe_load((role_dir / "meta/argument_specs.yml").read_text())["argument_specs"]["main"]["options"]
+    options = yaml.safe_load((role_dir / "meta/argument_specs.yml").read_text())["argument_specs"]["main"][
+        "options"
+    ]
     optional = {name for name, spec in options.items() if not spec.get("required", False)}
     assert set(defaults) == optional, "defaults and optional argument_specs options differ"
     for name in optional:

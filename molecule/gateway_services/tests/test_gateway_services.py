@@ -1,4 +1,4 @@
-"""Behaviour of gateway_host_services, gateway_firewall and gateway_docker, seen from the hosts and from a probe."""
+"""Behaviour of gateway_host_services, gateway_firewall and gateway_docker, from the hosts and a probe."""
 
 import json
 
@@ -36,7 +36,7 @@ def connect(probe, name, port):
 
 @pytest.fixture(scope="module")
 def listeners():
-    """Listeners on 1883 (mosquitto is masked on preloaded, absent on fresh) and 9090, for the length of the module."""
+    """Listeners on 1883 (mosquitto masked on preloaded, absent on fresh) and 9090, for the module."""
     started = []
     for name, port in [(FRESH, 1883), (PRELOADED, 1883), (FRESH, 9090)]:
         host, unit = gw(name), f"ironlink-verify-{port}"
@@ -44,7 +44,9 @@ def listeners():
         host.check_output("systemd-run --unit=%s python3 -m http.server %s", unit, str(port))
         started.append((host, unit))
     for host, _ in started:
-        host.check_output("for i in $(seq 50); do ss -Htln | grep -qE ':(1883|9090) ' && break; sleep 0.1; done; true")
+        host.check_output(
+            "for i in $(seq 50); do ss -Htln | grep -qE ':(1883|9090) ' && break; sleep 0.1; done; true"
+        )
     yield
     for host, unit in started:
         host.run("systemctl stop %s", unit)

@@ -46,11 +46,23 @@ def sh(container, command):
 def snapshot(container):
     return {
         "hostname": sh(container, "hostname; cat /etc/hostname"),
-        "hosts": sh(container, "cat /etc/hosts"),
+        "hosts": sh(container, "cat /etc/hosts 2>/dev/null || echo absent"),
         "packages": sh(container, "dpkg-query -W -f '${Package} ${Version} ${Status}\\n'"),
         "services": sh(container, "systemctl list-unit-files --no-legend --type=service | sort"),
         "etc": sh(container, "find /etc -xdev -printf '%p %s %T@ %m %u\\n' | sort"),
     }
+
+
+@pytest.fixture(scope="module", autouse=True)
+def booted():
+    """Boot writes files too (utmp, wtmp): snapshot only once systemd has settled."""
+    for c in HOSTS:
+        subprocess.run(
+            ["podman", "exec", c, "systemctl", "is-system-running", "--wait"],
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

@@ -1,7 +1,9 @@
 """Modbus TCP/RTU poller: one asyncio task per device (see DESIGN.md, "Runtime interfaces").
 
-Each device gets its own client, its own poll schedule and its own timeouts, so a dead or slow device only
-delays itself. Failures never raise out of :func:`run_device`:
+Each TCP device gets its own client, its own poll schedule and its own timeouts, so a dead or slow device
+only delays itself. RTU devices on one serial port (an RS-485 line) share one client and take turns on the
+line; there a silent unit costs the others at most its timeout per request. Failures never raise out of
+:func:`run_device`:
 
 - cannot connect / connection lost -> ``modbus_poll_errors_total{device}`` + a log line, then a reconnect
   after a capped exponential backoff with jitter (nothing was received, so there is nothing to dead-letter);
@@ -100,6 +102,52 @@ def _registers_bytes(values: Sequence[int] | Sequence[bool]) -> bytes:
     return b"".join(int(v).to_bytes(2, "big") for v in values)
 
 
+class _Link:
+    """A client and the lock serialising requests on it.
+
+    TCP devices each get their own link. RTU devices on the same serial port (an RS-485 multidrop line,
+    several unit ids) share one: the port can be opened only once, and only one request may be on the
+    line at a time. A shared link is closed when its last poller leaves.
+    """
+
+    def __init__(self, key: tuple[int, str] | None) -> None:
+        self.key = key
+        self.client: Any = None
+        self.lock = asyncio.Lock()
+        self.users = 0
+
+    @property
+    def connected(self) -> bool:
+        return self.client is not None and bool(self.client.connected)
+
+    def close(self) -> None:
+        if self.client is not None:
+            with contextlib.suppress(Exception):
+                self.client.close()
+        self.client = None
+
+
+_SHARED_LINKS: dict[tuple[int, str], _Link] = {}
+
+
+def _acquire_link(device: ModbusDeviceConfig) -> _Link:
+    if device.protocol != "rtu":
+        link = _Link(None)
+    else:
+        key = (id(asyncio.get_running_loop()), str(device.serial_port))
+        link = _SHARED_LINKS.get(key) or _SHARED_LINKS.setdefault(key, _Link(key))
+    link.users += 1
+    return link
+
+
+def _release_link(link: _Link) -> None:
+    link.users -= 1
+    if link.users <= 0:
+        link.close()
+        if link.key is not None and _SHARED_LINKS.get(link.key) is link:
+            del _SHARED_LINKS[link.key]
+
+
 class DevicePoller:
     """Connect, poll on a fixed schedule, hand readings to the sink, recover from anything."""
 
@@ -123,10 +171,14 @@ class DevicePoller:
         self.backoff = backoff or Backoff()
         self.blocks = regs.plan_reads(device.registers)
         self.source = f"modbus:{device.name}"
-        self.client: Any = None
+        self._link: _Link | None = None
         self._last_error: str | None = None
         # A read may not outlive the device timeout by much, whatever pymodbus does inside.
         self._hard_timeout = device.timeout_s * 1.5 + 0.2
+
+    @property
+    def client(self) -> Any:
+        return self._link.client if self._link is not None else None
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -152,7 +204,13 @@ class DevicePoller:
                     continue
                 await self._sleep(max(0.0, started + interval - loop.time()))
         finally:
-            self._close()
+            self.release()
+
+    def release(self) -> None:
+        """Give the link back (closing it when no other poller shares it)."""
+        if self._link is not None:
+            _release_link(self._link)
+            self._link = None
 
     async def _sleep(self, seconds: float) -> None:
         if seconds <= 0 or self.stop.is_set():
@@ -162,18 +220,24 @@ class DevicePoller:
             await asyncio.wait_for(self.stop.wait(), timeout=seconds)
 
     async def _ensure_connected(self) -> bool:
-        if self.client is not None and self.client.connected:
+        if self._link is None:
+            self._link = _acquire_link(self.device)
+        link = self._link
+        if link.connected:
             return True
-        self._close()
-        try:
-            self.client = self.client_factory(self.device)
-            ok = await asyncio.wait_for(self.client.connect(), timeout=self._hard_timeout + 1.0)
-        except Exception as exc:
-            ok = False
-            error = f"{type(exc).__name__}: {exc}"
-        else:
-            error = "connect returned false"
-        if ok and self.client.connected:
+        async with link.lock:
+            if link.connected:  # another poller on the same serial line reconnected it meanwhile
+                return True
+            link.close()
+            try:
+                link.client = self.client_factory(self.device)
+                ok = await asyncio.wait_for(link.client.connect(), timeout=self._hard_timeout + 1.0)
+            except Exception as exc:
+                ok = False
+                error = f"{type(exc).__name__}: {exc}"
+            else:
+                error = "connect returned false"
+        if ok and link.connected:
             log.info(
                 "modbus device connected",
                 extra={"event": "modbus_connected", "device": self.device.name, "endpoint": self._endpoint()},
@@ -189,10 +253,9 @@ class DevicePoller:
         return False
 
     def _close(self) -> None:
-        if self.client is not None:
-            with contextlib.suppress(Exception):
-                self.client.close()
-        self.client = None
+        """Drop the connection (a shared serial link is reopened by whichever poller needs it next)."""
+        if self._link is not None:
+            self._link.close()
 
     def _endpoint(self) -> str:
         d = self.device
@@ -262,7 +325,11 @@ class DevicePoller:
     async def _read_block(self, block: regs.ReadBlock) -> Sequence[int] | Sequence[bool]:
         from pymodbus.exceptions import ConnectionException, ModbusException
 
-        client = self.client
+        link = self._link
+        assert link is not None
+        client = link.client
+        # On a shared RS-485 line a silent unit must not close the port under the other units' feet.
+        fatal_timeout = self.device.protocol != "rtu"
         read = {
             "holding": client.read_holding_registers,
             "input": client.read_input_registers,
@@ -270,18 +337,19 @@ class DevicePoller:
             "discrete": client.read_discrete_inputs,
         }[block.table]
         try:
-            response = await asyncio.wait_for(
-                read(block.address, count=block.count, device_id=self.device.unit_id),
-                timeout=self._hard_timeout,
-            )
+            async with link.lock:
+                response = await asyncio.wait_for(
+                    read(block.address, count=block.count, device_id=self.device.unit_id),
+                    timeout=self._hard_timeout,
+                )
         except TimeoutError:
             raise ReadFailedError(
-                "modbus_timeout", f"no answer within {self._hard_timeout:.1f}s", fatal=True
+                "modbus_timeout", f"no answer within {self._hard_timeout:.1f}s", fatal=fatal_timeout
             ) from None
         except ConnectionException as exc:
             raise ReadFailedError("modbus_connection_lost", str(exc), fatal=True) from None
         except ModbusException as exc:  # includes ModbusIOException: request timed out / bad frame
-            raise ReadFailedError("modbus_timeout", str(exc), fatal=True) from None
+            raise ReadFailedError("modbus_timeout", str(exc), fatal=fatal_timeout) from None
         if response.isError():
             code = getattr(response, "exception_code", "?")
             raise ReadFailedError("modbus_exception", f"device answered exception code {code}")

@@ -5,6 +5,9 @@ Durability hinges on three paho/MQTT v5 settings:
   so a message is acknowledged only once the reading it carried is on disk.
 - A persistent session (``clean_start=False`` with a session expiry): messages the agent had received
   but not acked when it died, and messages published while it was down, are redelivered on reconnect.
+- Redelivery de-duplication: a crash between the spool commit and the ack makes the broker redeliver
+  (DUP flag, same packet id). Each message's key (packet id, topic, payload) is committed with its
+  readings, so the spool acks such a redelivery instead of spooling it again under new message ids.
 - ``ReceiveMaximum``: the broker never has more than this many un-acked messages out to the agent. When
   the spool writer falls behind, acks slow down, and the broker stops sending — back-pressure without an
   unbounded queue in the agent.
@@ -17,6 +20,7 @@ the write (paho 2.2 ``_packet_queue``).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import threading
 from collections.abc import Callable
@@ -42,7 +46,14 @@ SESSION_EXPIRY_S = 7 * 24 * 3600
 
 
 class AckingSink(Protocol):
-    def accept(self, readings: list[Reading], ack: Callable[[], None] | None = None) -> None: ...
+    def accept(
+        self,
+        readings: list[Reading],
+        ack: Callable[[], None] | None = None,
+        *,
+        key: bytes | None = None,
+        redelivered: bool = False,
+    ) -> None: ...
     def reject(self, rejected: Rejected, ack: Callable[[], None] | None = None) -> None: ...
 
 
@@ -132,9 +143,15 @@ class MqttInput:
                 result = Rejected.of("mapping_error", str(exc), f"mqtt:{msg.topic}", msg.payload)
             if isinstance(result, Rejected):
                 self.sink.reject(result, ack if qos else None)
-            else:
-                readings = result if isinstance(result, list) else [result]
-                self.sink.accept(readings, ack if qos else None)
+                return
+            readings = result if isinstance(result, list) else [result]
+            if not qos:
+                self.sink.accept(readings)
+                return
+            key = hashlib.blake2b(
+                b"%d\0%s\0%s" % (mid, msg.topic.encode(), msg.payload), digest_size=16
+            ).digest()
+            self.sink.accept(readings, ack, key=key, redelivered=bool(msg.dup))
 
         return on_message
 
