@@ -69,7 +69,14 @@ def register_check_config(sub: SubParsers) -> None:
 
 
 # A2: append register_run, register_status, register_spool (with its own stats/export sub-subparsers).
-REGISTRARS: list[Callable[[SubParsers], None]] = [register_check_config]
+def _runtime_registrars() -> list[Callable[[SubParsers], None]]:
+    # cli_run imports this module lazily inside its functions, so importing it here is cycle-free.
+    from ironlink_agent.cli_run import REGISTRARS as runtime_registrars
+
+    return list(runtime_registrars)
+
+
+REGISTRARS: list[Callable[[SubParsers], None]] = [register_check_config, *_runtime_registrars()]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -26,11 +26,15 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .contract.model import Reading, Rejected
 from .contract.wire import pack_reading, unpack_reading
 from .logs import RateLimitedLog
 from .metrics import Metrics
+
+if TYPE_CHECKING:
+    from .config import SpoolConfig
 
 log = logging.getLogger(__name__)
 
@@ -184,6 +188,7 @@ class Spool:
         self._thread: threading.Thread | None = None
         self._conn: sqlite3.Connection | None = None
         self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
         self._ratelog = RateLimitedLog(log)
         self.spool_id = ""
         self.quarantined_to: Path | None = None
@@ -197,17 +202,17 @@ class Spool:
         self._heartbeat = time.monotonic()
 
     @classmethod
-    def from_config(cls, cfg: object, metrics: Metrics, **kwargs: object) -> Spool:
+    def from_config(cls, cfg: SpoolConfig, metrics: Metrics, **kwargs: Any) -> Spool:
         """Build from a ``config.SpoolConfig``."""
         return cls(
-            cfg.path,  # type: ignore[attr-defined]
+            cfg.path,
             metrics,
-            max_bytes=cfg.max_bytes,  # type: ignore[attr-defined]
-            full_policy=cfg.full_policy,  # type: ignore[attr-defined]
-            commit_window_ms=cfg.commit_window_ms,  # type: ignore[attr-defined]
-            min_free_bytes=cfg.min_free_bytes,  # type: ignore[attr-defined]
-            dead_letter_max_rows=cfg.dead_letter_max_rows,  # type: ignore[attr-defined]
-            **kwargs,  # type: ignore[arg-type]
+            max_bytes=cfg.max_bytes,
+            full_policy=cfg.full_policy,
+            commit_window_ms=cfg.commit_window_ms,
+            min_free_bytes=cfg.min_free_bytes,
+            dead_letter_max_rows=cfg.dead_letter_max_rows,
+            **kwargs,
         )
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -268,10 +273,12 @@ class Spool:
         if drained and self._conn is not None:
             self._conn.close()
             self._conn = None
-        reader = getattr(self._local, "conn", None)
-        if reader is not None:
-            reader.close()
-            self._local.conn = None
+        with self._cond:
+            readers, self._readers = self._readers, []
+        for reader in readers:  # opened by other threads; nobody reads once the agent is closing
+            with contextlib.suppress(sqlite3.Error):
+                reader.close()
+        self._local = threading.local()
         return drained
 
     # -- producers -------------------------------------------------------------------------------
@@ -332,6 +339,8 @@ class Spool:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA query_only=1")
             self._local.conn = conn
+            with self._cond:
+                self._readers.append(conn)
         return conn
 
     def read_after(

@@ -116,15 +116,17 @@ def identity(g: GatewayAccount, environment: str = "dev") -> Identity:
     return Identity(g.client_id, g.site_id, g.gateway_id, environment, g.gateway_id.lower())
 
 
-def make_rows(first_seq: int, n: int, machines: int = 2, t0: int = T0) -> list[tuple[int, bytes]]:
-    """``n`` readings, seqs ``first_seq..``, machines interleaved in runs; ts 100 ms apart per machine."""
+def make_rows(
+    first_seq: int, n: int, machines: int = 2, t0: int = T0, step_ms: int = 100
+) -> list[tuple[int, bytes]]:
+    """``n`` readings, seqs ``first_seq..``, machines interleaved in runs; ts ``t0 + seq * step_ms``."""
     rows = []
     for i in range(n):
         seq = first_seq + i
         m = i % machines
         r = Reading(
             f"PRESS-{m:02d}",
-            t0 + seq * 100,
+            t0 + seq * step_ms,
             {"temperature": 20.0 + (seq % 500) / 100, "rpm": 1500 + seq % 7, "running": seq % 11 != 0},
             status="running" if seq % 3 else None,
             quality="good",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
@@ -49,6 +50,8 @@ def _run(args: argparse.Namespace) -> int:
     config = _load(args.config)
     if config is None:
         return EXIT_CONFIG
+    if args.http_port is not None:
+        config = dataclasses.replace(config, http_port=args.http_port)
     for secret in config.secrets():
         register_secret(secret)
     setup_logging(config.log_level)
@@ -111,6 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
             help="worker instance (systemd %%i): MQTT client id suffix and state subdirectory",
         )
         p.set_defaults(handler=handler)
+        if name == "run":
+            p.add_argument(
+                "--http-port",
+                type=int,
+                help="override health.http_port (one port per instance: the systemd unit passes it)",
+            )
         if name == "dead-letters":
             p.add_argument("--limit", type=int, default=100)
             p.add_argument("--reason")

@@ -39,8 +39,10 @@ from . import mqtt_mapping
 
 log = logging.getLogger(__name__)
 
-RECEIVE_MAXIMUM = 2000
-"""Un-acked messages the local broker may have outstanding to us: the input's memory bound."""
+RECEIVE_MAXIMUM = 1000
+"""Un-acked messages the local broker may have outstanding to us: the input's memory bound (typically well
+under 1 MB; at most 1000 x the 256 KiB payload limit with hostile input). One group commit takes a few ms,
+so this window allows far more than 20k messages/s; the ceiling is paho's per-message cost."""
 SESSION_EXPIRY_S = 7 * 24 * 3600
 """How long the local broker keeps our session (and queues for us) while the agent is down."""
 
