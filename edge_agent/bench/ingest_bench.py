@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import statistics
 import sys
@@ -179,16 +180,25 @@ def latency(d: Path, pki, seconds: float, rate: int = 1000, batch_delay_s: float
         poller.join(60)
         done.set()
         lat = sorted(seen_at[b] - sent_at[b] for b in range(n_batches) if b in seen_at)
-        q = statistics.quantiles(lat, n=100)
+
+        def pct(p: float) -> float:  # nearest rank
+            return lat[max(0, math.ceil(p * len(lat)) - 1)]
+
         return {
             "rate_readings_per_s": rate,
             "batch": per_batch,
             "batches": n_batches,
             "measured": len(lat),
             "p50_ms": round(statistics.median(lat) * 1000, 1),
-            "p90_ms": round(q[89] * 1000, 1),
-            "p99_ms": round(q[98] * 1000, 1),
+            "p90_ms": round(pct(0.90) * 1000, 1),
+            "p99_ms": round(pct(0.99) * 1000, 1),
             "max_ms": round(lat[-1] * 1000, 1),
+            "ingest_write_latency_mean_ms": round(
+                1000
+                * proc.metric("write_latency_seconds_sum")
+                / max(1, proc.metric("write_latency_seconds_count")),
+                1,
+            ),
             "ingest_batch_latency_mean_ms": round(
                 1000
                 * proc.metric("batch_latency_seconds_sum")

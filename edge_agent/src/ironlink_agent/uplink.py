@@ -118,16 +118,31 @@ class Uplink:
         self._wake = asyncio.Event()
         self._session: _Session | None = None
         self._last_send = 0.0
+        self._wake_seq = 0  # the pump needs a commit wake-up only once spool.last_seq reaches this
+        self._notify_pending = False
         metrics.set("uplink_connected", 0)
 
     # -- called from other threads ---------------------------------------------------------------
 
-    def notify_committed(self, _last_seq: int) -> None:
-        """Spool writer hook: new rows are durable. Thread-safe."""
+    def notify_committed(self, last_seq: int) -> None:
+        """Spool writer hook: new rows are durable. Thread-safe.
+
+        Wakes the pump only when it can act on the rows (it is not holding a partial batch for its
+        linger/delay deadline, or the batch is now full) and no wake-up is already on its way: at low
+        rates that saves an event-loop round trip per commit."""
+        if self._notify_pending or last_seq < self._wake_seq:
+            return
         loop = self._loop
         if loop is not None and not loop.is_closed():
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(self._wake.set)
+            self._notify_pending = True
+            try:
+                loop.call_soon_threadsafe(self._on_notify)
+            except RuntimeError:
+                self._notify_pending = False
+
+    def _on_notify(self) -> None:
+        self._notify_pending = False
+        self._wake.set()
 
     # -- main loop -------------------------------------------------------------------------------
 
@@ -319,6 +334,8 @@ class Uplink:
         newest_first = cfg.order != "oldest_first"
         self._publish_status(session)
         next_status = time.monotonic() + STATUS_INTERVAL_S
+        # Rows delivered on the last connection whose deletes are still queued must not go out again.
+        await asyncio.to_thread(self.spool.flush_deletes, 2.0)
         watermark = self.spool.last_seq
         backlog_pos, live_pos = 0, watermark
         backlog_upto = self._send_newest(session, watermark) if newest_first else watermark
@@ -327,6 +344,7 @@ class Uplink:
             now = time.monotonic()
             next_status = self._status_due(session, now, next_status)
             self._wake.clear()
+            self._wake_seq = 0
             if len(session.inflight) < cfg.max_inflight:
                 # Live rows (newer than the reconnect watermark) first; in oldest_first mode there is only
                 # the one FIFO cursor. Nagle-style: send at once when nothing is in flight (low latency at
@@ -363,8 +381,15 @@ class Uplink:
                     until = hold_since + delay_s
                     if not session.inflight:
                         until = min(until, self._last_send + LINGER_S)
+                    # Commits need not wake us before the deadline unless they fill the batch.
+                    pos = live_pos if newest_first else backlog_pos
+                    self._wake_seq = pos + max(1, min(limit, max_bytes // self.spool.avg_row_bytes()))
                     await _wait(self._wake, max(0.0, until - now))
                     continue
+            else:
+                # Every in-flight slot is taken: only a PUBACK (or a full batch) lets us send.
+                pos = live_pos if newest_first else backlog_pos
+                self._wake_seq = pos + limit
             await _wait(self._wake, max(0.0, min(next_status - now, 1.0)))
 
     def _status_due(self, session: _Session, now: float, next_status: float) -> float:
@@ -451,7 +476,8 @@ async def _wait(event: asyncio.Event, timeout: float) -> bool:
     if event.is_set():
         return True
     try:
-        await asyncio.wait_for(event.wait(), timeout)
+        async with asyncio.timeout(timeout):  # no extra Task per wait, unlike wait_for in 3.11
+            await event.wait()
     except TimeoutError:
         return False
     return True

@@ -17,10 +17,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 MiB = 1024 * 1024
 
 
-def test_spool_full_applies_drop_oldest_counts_and_stays_up(stack):
+@pytest.mark.parametrize("policy", ["drop_oldest", "drop_newest"])
+def test_spool_full_applies_the_policy_counts_and_stays_up(stack, policy):
     cfg = stack.base_config()
     cfg["spool"]["max_bytes"] = 1 * MiB  # the smallest the config allows
-    cfg["spool"]["full_policy"] = "drop_oldest"
+    cfg["spool"]["full_policy"] = policy
     cfg["uplink"]["batch_max_readings"] = 2000
     agent = stack.agent(cfg).start()
     pub = LocalPublisher(stack.local.ports["mqtt"])
@@ -45,15 +46,17 @@ def test_spool_full_applies_drop_oldest_counts_and_stays_up(stack):
     depth = agent.metric("spool_depth_readings")
     assert depth + dropped == n, "every reading is either in the spool or counted as dropped"
     logs = [r for r in agent.log_records() if r.get("event") == "spool_spool_full"]
-    assert logs and logs[0]["level"] == "warning" and logs[0].get("policy") == "drop_oldest"
+    assert logs and logs[0]["level"] == "warning" and logs[0].get("policy") == policy
 
     stack.cloud.start()
     stack.subscriber.wait_for(lambda s: len(set(seqs(s))) >= depth, 60, "the surviving backlog")
     stack.subscriber.wait_quiet(1.0)
     delivered = sorted(set(seqs(stack.subscriber)))
     assert len(delivered) == depth
-    # drop_oldest: what survived is the newest contiguous tail
-    assert delivered == list(range(n - len(delivered), n))
+    if policy == "drop_oldest":  # what survived is the newest contiguous tail
+        assert delivered == list(range(n - len(delivered), n))
+    else:  # drop_newest: the oldest contiguous head
+        assert delivered == list(range(len(delivered)))
 
 
 @pytest.fixture
@@ -74,10 +77,10 @@ def tiny_fs(tmp_path):
 
 
 def _fill(path: Path) -> None:
-    with open(path, "wb") as fh, contextlib.suppress(OSError):
+    """Write zeros until the filesystem is full (ENOSPC); unbuffered, so closing cannot fail."""
+    with contextlib.suppress(OSError), open(path, "wb", buffering=0) as fh:
         while True:
             fh.write(b"\0" * 65536)
-            fh.flush()
 
 
 def test_disk_full_keeps_agent_up_and_recovers_without_loss(stack, tiny_fs):
@@ -108,6 +111,38 @@ def test_disk_full_keeps_agent_up_and_recovers_without_loss(stack, tiny_fs):
     sub.wait_for(lambda s: set(seqs(s)) >= set(range(3500)), 60, "every reading after recovery")
     assert agent.alive
     assert agent.metric_sum("readings_dropped_total") == 0
+
+
+def test_low_disk_guard_sheds_counted_readings_and_recovers(stack, tiny_fs):
+    """``min_free_bytes`` above the free space: readings are dropped by policy (``low_disk``), counted and
+    logged; once space is back, readings are accepted and delivered again."""
+    cfg = stack.base_config()
+    cfg["spool"]["path"] = str(tiny_fs / "spool.db")
+    cfg["spool"]["min_free_bytes"] = 4 * MiB  # the tmpfs has 8 MiB
+    agent = stack.agent(cfg).start()
+    pub = LocalPublisher(stack.local.ports["mqtt"])
+    stack.on_close(pub.close)
+    sub = stack.subscriber
+    publish_states(pub, 0, 100)
+    sub.wait_for(lambda s: len(set(seqs(s))) == 100, 20, "readings with enough disk")
+
+    filler = tiny_fs / "filler"
+    filler.write_bytes(b"\0" * (5 * MiB))  # free space now ~3 MiB < min_free_bytes
+    publish_states(pub, 100, 500)
+    assert pub.wait_acked(600) == 600
+    wait(lambda: agent.metric("readings_dropped_total", reason="low_disk") >= 1, 20, "low_disk drops")
+    wait(lambda: agent.metric("readings_received_total", source="mqtt") >= 600, 20, "all received")
+    assert agent.alive
+    logs = [r for r in agent.log_records() if r.get("event") == "spool_low_disk"]
+    assert logs and logs[0]["level"] == "warning"
+
+    filler.unlink()
+    dropped = agent.metric("readings_dropped_total", reason="low_disk")
+    publish_states(pub, 600, 100)
+    sub.wait_for(lambda s: set(seqs(s)) >= set(range(600, 700)), 20, "readings after space came back")
+    delivered = set(seqs(sub))
+    assert len(delivered & set(range(100, 600))) + dropped >= 500, "each reading delivered or counted"
+    assert agent.metric("readings_dropped_total", reason="low_disk") == dropped
 
 
 def test_corrupt_spool_is_quarantined_and_a_fresh_spool_used(stack):

@@ -198,6 +198,7 @@ def test_duplicates_are_not_stored_twice_also_across_a_restart(bench: Bench) -> 
     gw.batch("dupspool", sorted(rows[150:] + later[:50]))
     gw.wait_acked()
     wait_until(lambda: w.metric("readings_received_total") == 400 + 100 + 200 + 300, 20, "all batches")
+    wait_until(lambda: w.metric("inflight_messages") == 0, 20, "all acknowledged")
     assert w.metric("readings_written_total") == 500
     assert w.metric("readings_duplicate_total") == 200 + 300
     assert w.stop() == 0
@@ -207,6 +208,7 @@ def test_duplicates_are_not_stored_twice_also_across_a_restart(bench: Bench) -> 
     gw.batch("dupspool", make_rows(2001, 10))
     gw.wait_acked()
     wait_until(lambda: w2.metric("readings_received_total") == 410, 20, "re-sent batch")
+    wait_until(lambda: w2.metric("inflight_messages") == 0, 20, "all acknowledged")
     assert w2.metric("readings_duplicate_total") == 400
     assert w2.metric("readings_written_total") == 10
     assert bench.count("ACME") == 510
@@ -270,7 +272,44 @@ def test_two_workers_share_the_load_exactly(bench: Bench) -> None:
         30,
         f"exactly {total}",
     )
+    both = sum(total.values())
+    wait_until(
+        lambda: w1.metric("readings_written_total") + w2.metric("readings_written_total") == both,
+        10,
+        "metrics",
+    )
     written = [w1.metric("readings_written_total"), w2.metric("readings_written_total")]
     assert sum(written) == sum(total.values())
     assert all(n > 0 for n in written), written
     assert w1.metric("readings_duplicate_total") == w2.metric("readings_duplicate_total") == 0
+
+
+def test_stopped_worker_keeps_its_share_queued_and_retire_drains_it(bench: Bench) -> None:
+    """Mosquitto routes a $share message to a member's session even while it is disconnected (the session
+    persists): a restarting worker gets its share afterwards. Scaling down needs ``retire``: unsubscribe,
+    drain the queue, end the session; otherwise its share would wait (and expire with the session)."""
+    w1, w2 = bench.worker("1"), bench.worker("2")
+    gw = bench.gateway(ACME_GW1)
+    assert w2.stop() == 0
+    for i in range(20):
+        gw.batch("retirespool", make_rows(1 + i * 25, 25))
+    gw.wait_acked()
+    wait_until(lambda: w1.metric("readings_written_total") > 0, 20, "worker 1's share")
+    time.sleep(1)
+    stored_by_w1 = w1.metric("readings_written_total")
+    assert 0 < stored_by_w1 < 500  # the rest waits in worker 2's session
+    assert bench.count("ACME") == stored_by_w1
+    out = subprocess.run(
+        [*w2.command[:3], "retire", "-c", str(w2.config), "--instance", "2", "--idle-s", "1"],
+        check=False, capture_output=True, text=True, timeout=60, env=ingest_env(),
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert '"event":"retire_drained"' in out.stderr
+    assert bench.count("ACME") == 500
+    for i in range(20, 30):  # worker 2 has left the group: everything goes to worker 1 now
+        gw.batch("retirespool", make_rows(1 + i * 25, 25))
+    gw.wait_acked()
+    wait_until(lambda: bench.count("ACME") == 750, 20, "all of the later batches")
+    wait_until(
+        lambda: w1.metric("readings_written_total") == stored_by_w1 + 250, 10, "worker 1 wrote the rest"
+    )

@@ -53,14 +53,21 @@ class Stack:
         tmp.chmod(0o755)
         self.tmp = tmp
         self.pki = pki
-        self.local: Broker = local_broker(tmp / "local").start()
-        self.cloud: Broker = cloud_broker(tmp / "cloud", pki, ACCOUNTS).start()
-        self.subscriber = CloudSubscriber(
-            self.cloud.ports["plain"], ACCOUNTS.ingest_user, ACCOUNTS.ingest_password, "ironlink/#"
-        ).start()
         self.agents: list[AgentProcess] = []
         self.sims: list[ModbusSimProcess] = []
         self._closers: list[Callable[[], None]] = []
+        self.local: Broker = local_broker(tmp / "local")
+        self.cloud: Broker = cloud_broker(tmp / "cloud", pki, ACCOUNTS)
+        self.subscriber = CloudSubscriber(
+            self.cloud.ports["plain"], ACCOUNTS.ingest_user, ACCOUNTS.ingest_password, "ironlink/#"
+        )
+        try:  # a half-built bench must not leak the processes it already started
+            self.local.start()
+            self.cloud.start()
+            self.subscriber.start()
+        except BaseException:
+            self.close()
+            raise
 
     # -- building blocks ------------------------------------------------------------------------------
 

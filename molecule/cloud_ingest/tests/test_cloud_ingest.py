@@ -15,7 +15,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 from ironlink_agent.contract import wire
 from ironlink_agent.contract.model import Identity, Reading
 ident = Identity("ACME", "PLANT1", "GW01", "prod", "gw01")
-rows = [(s, wire.pack_reading(Reading("PRESS-01", 1763800000000 + s, {"rpm": s, "t": 1.5}))) for s in range(1, 101)]
+def row(s):
+    return (s, wire.pack_reading(Reading("PRESS-01", 1763800000000 + s, {"rpm": s, "t": 1.5})))
+rows = [row(s) for s in range(1, 101)]
 payload = wire.encode_batch(ident, "molecule" + sys.argv[1], rows)
 c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="molecule-gw", protocol=mqtt.MQTTv5)
 c.username_pw_set("gw-acme-1", "gw-test-pw")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -36,3 +38,16 @@ def ansible_env() -> dict[str, str]:
     if "MOLECULE_INVENTORY_FILE" not in env:
         pytest.skip("MOLECULE_INVENTORY_FILE not set: run through `molecule verify`")
     return env
+
+
+def run_ansible(env: dict[str, str], program: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ansible / ansible-playbook from this venv against the Molecule inventory."""
+    binary = str(Path(sys.executable).with_name(program))
+    return subprocess.run(
+        [binary, "-i", env["MOLECULE_INVENTORY_FILE"], *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
-from conftest import IDENTITY, TESTINFRA_HOSTS
+from conftest import IDENTITY, SCENARIO_DIR, TESTINFRA_HOSTS, run_ansible
 
 testinfra_hosts = TESTINFRA_HOSTS
 
@@ -76,7 +73,8 @@ def test_logrotate_rotates_oversized_log(host):
     # A log above maxsize (5M) is rotated on the next logrotate run even though "daily" has not elapsed.
     script = (
         "set -e; st=$(mktemp); "
-        "head -c 6M /dev/zero > /var/log/ironlink/probe.log; chown ironlink:ironlink /var/log/ironlink/probe.log; "
+        "head -c 6M /dev/zero > /var/log/ironlink/probe.log; "
+        "chown ironlink:ironlink /var/log/ironlink/probe.log; "
         "logrotate --state $st /etc/logrotate.d/ironlink; "
         "test -s /var/log/ironlink/probe.log.1 && test ! -s /var/log/ironlink/probe.log; "
         "stat -c %U /var/log/ironlink/probe.log.1; "
@@ -95,24 +93,10 @@ def test_identity_json(host):
 
 def test_local_fact_readable_by_ansible(ansible_env):
     # What later roles see: ansible_facts['ansible_local']['ironlink'] as gathered by setup.
-    out = subprocess.run(
-        [
-            str(Path(sys.executable).with_name("ansible")),
-            "all",
-            "-i",
-            ansible_env["MOLECULE_INVENTORY_FILE"],
-            "-m",
-            "ansible.builtin.setup",
-            "-a",
-            "filter=ansible_local",
-            "-o",
-        ],
-        env=ansible_env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    ).stdout
+    setup = ("-m", "ansible.builtin.setup", "-a", "filter=ansible_local", "-o")
+    result = run_ansible(ansible_env, "ansible", "all", *setup)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
     payload = json.loads(out.split(" => ", 1)[1].strip())
     assert payload["ansible_facts"]["ansible_local"]["ironlink"] == IDENTITY
 
@@ -120,10 +104,22 @@ def test_local_fact_readable_by_ansible(ansible_env):
 def _last_values(cat_config: str) -> dict[str, str]:
     """systemd-analyze cat-config output -> effective KEY=value (later files win for journald/timesyncd)."""
     values: dict[str, str] = {}
-    for line in cat_config.splitlines():
-        line = line.strip()
+    for raw in cat_config.splitlines():
+        line = raw.strip()
         if not line or line.startswith(("#", ";", "[")) or "=" not in line:
             continue
         key, value = line.split("=", 1)
         values[key.strip()] = value.strip()
     return values
+
+
+IDENTITY_FILES = "/etc/ironlink/identity.json /etc/ansible/facts.d/ironlink.fact"
+
+
+def test_identity_preflight_refuses_bad_id(host, ansible_env):
+    before = host.check_output(f"sha256sum {IDENTITY_FILES}")
+    result = run_ansible(ansible_env, "ansible-playbook", str(SCENARIO_DIR / "identity_invalid.yml"))
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    assert 'gateway_identity_client_id="acme" does not match' in output
+    assert host.check_output(f"sha256sum {IDENTITY_FILES}") == before

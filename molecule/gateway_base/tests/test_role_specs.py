@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import yaml
-
 from conftest import PROJECT_DIR
 
 ROLES = ("gateway_identity", "gateway_base", "gateway_ssh")

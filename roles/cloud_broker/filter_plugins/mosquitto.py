@@ -20,9 +20,9 @@ def pbkdf2_hash(password: str, username: str, iterations: int = _DEFAULT_ITERATI
 
     ``$7$<iterations>$<base64 salt>$<base64 PBKDF2-HMAC-SHA512(password, salt, iterations)>`` is what
     ``mosquitto_passwd`` writes, but it draws a random salt on every run, so the file would change on every
-    converge. Here the salt is HMAC-SHA512(password, "mosquitto-salt:" + username), truncated to 12 bytes: the same
-    password gives the same line (idempotent), two users never share a salt, and the salt cannot be computed
-    without the password itself, so it adds no information an attacker can precompute against.
+    converge. Here the salt is HMAC-SHA512(password, "mosquitto-salt:" + username), truncated to 12 bytes: the
+    same password gives the same line (idempotent), two users never share a salt, and the salt cannot be
+    computed without the password itself, so it adds no information an attacker can precompute against.
     """
     if not isinstance(password, str) or not password:
         raise AnsibleFilterError("mosquitto_pbkdf2_hash: the password must be a non-empty string")
@@ -31,7 +31,8 @@ def pbkdf2_hash(password: str, username: str, iterations: int = _DEFAULT_ITERATI
     iterations = int(iterations)
     if iterations < 1:
         raise AnsibleFilterError("mosquitto_pbkdf2_hash: iterations must be positive")
-    salt = hmac.new(password.encode(), f"mosquitto-salt:{username}".encode(), hashlib.sha512).digest()[:_SALT_BYTES]
+    mac = hmac.new(password.encode(), f"mosquitto-salt:{username}".encode(), hashlib.sha512)
+    salt = mac.digest()[:_SALT_BYTES]
     key = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations)
     return f"$7${iterations}${base64.b64encode(salt).decode()}${base64.b64encode(key).decode()}"
 

@@ -18,11 +18,12 @@ def derive_password(seed: str, label: str) -> str:
     """Return a 43-character URL-safe password: base64url(HMAC-SHA256(seed, derivation + label)).
 
     The same seed and label always give the same password, so converges are idempotent without storing the
-    password anywhere; anyone without the seed cannot compute it, and one account's password says nothing about
-    another's (HMAC is a PRF). ``label`` names the account and its version, for example ``mqtt/ACME/S1/GW-01/v1``.
+    password anywhere; anyone without the seed cannot compute it, and one account's password says nothing
+    about another's (HMAC is a PRF). ``label`` names the account and its version, for example
+    ``mqtt/ACME/S1/GW-01/v1``.
     """
     if not isinstance(seed, str) or len(seed) < 32:
-        raise AnsibleFilterError("fleet_pki_derive_password: the seed must be a string of at least 32 characters")
+        raise AnsibleFilterError("fleet_pki_derive_password: the seed needs at least 32 characters")
     if not isinstance(label, str) or not label:
         raise AnsibleFilterError("fleet_pki_derive_password: the label must be a non-empty string")
     digest = hmac.new(seed.encode(), f"{_DERIVATION}:{label}".encode(), hashlib.sha256).digest()

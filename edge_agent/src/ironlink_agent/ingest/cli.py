@@ -1,4 +1,5 @@
 """``ironlink-ingest`` command line: ``check-config FILE``, ``run --config FILE [--instance N]``,
+``retire --config FILE --instance N`` (scale-down: drain and end the session),
 ``dead-letters --config FILE [--instance N] [--limit K] [--reason R]``.
 
 Exit codes as the agent's: 0 ok, 2 invalid config or usage, 1 runtime failure.
@@ -58,7 +59,7 @@ def _run(args: argparse.Namespace) -> int:
     from ironlink_agent.ingest.service import Service
 
     try:
-        service = Service(config, args.instance)
+        service = Service(config, args.instance, retire_idle_s=getattr(args, "idle_s", None))
         return asyncio.run(service.run())
     except OSError as exc:
         print(f"ironlink-ingest: {exc}", file=sys.stderr)
@@ -103,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_check_config)
     for name, handler, text in (
         ("run", _run, "run one ingest worker"),
+        ("retire", _run, "leave the share group, drain this instance's queued messages, end its session"),
         ("dead-letters", _dead_letters, "list dead letters as JSON lines, newest first"),
     ):
         p = sub.add_parser(name, help=text)
@@ -114,7 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
             help="worker instance (systemd %%i): MQTT client id suffix and state subdirectory",
         )
         p.set_defaults(handler=handler)
-        if name == "run":
+        if name == "retire":
+            p.add_argument("--idle-s", type=float, default=5.0, help="stop after this long without messages")
+        if name in ("run", "retire"):
             p.add_argument(
                 "--http-port",
                 type=int,

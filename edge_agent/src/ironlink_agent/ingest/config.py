@@ -60,7 +60,7 @@ class InfluxConfig:
     ca_file: Path | None = None
     timeout_s: float = 10.0
     max_batch_lines: int = 5000
-    flush_interval_ms: int = 50
+    flush_interval_ms: int = 0
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 30.0
 
@@ -249,7 +249,7 @@ def _influx(f: Fields) -> InfluxConfig:
         ca_file=ca_file,
         timeout_s=f.number("timeout_s", 10.0, lo=0.1, hi=600),
         max_batch_lines=f.integer("max_batch_lines", 5000, lo=1, hi=100_000),
-        flush_interval_ms=f.integer("flush_interval_ms", 50, lo=0, hi=10_000),
+        flush_interval_ms=f.integer("flush_interval_ms", 0, lo=0, hi=10_000),
         backoff_initial_s=initial,
         backoff_max_s=maximum,
     )

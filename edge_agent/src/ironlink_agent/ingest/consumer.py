@@ -54,8 +54,12 @@ class Consumer:
         client_id: str,
         deliver: Callable[[Message], None],
         metrics: IngestMetrics,
+        *,
+        retire: bool = False,
     ) -> None:
         self.config = config
+        self.retire = retire
+        self.session_present: bool | None = None
         self.client_id = client_id
         self._deliver = deliver
         self._metrics = metrics
@@ -105,8 +109,14 @@ class Consumer:
         self.client.loop_start()
 
     def stop(self) -> None:
-        """Disconnect (the session and unacknowledged messages stay with the broker) and stop the thread."""
-        self.client.disconnect()
+        """Disconnect (the session and unacknowledged messages stay with the broker) and stop the thread.
+
+        A retiring worker ends its session instead (session expiry 0 in the DISCONNECT)."""
+        props = None
+        if self.retire:
+            props = Properties(PacketTypes.DISCONNECT)
+            props.SessionExpiryInterval = 0
+        self.client.disconnect(properties=props)
         self.client.loop_stop()
         self.connected.clear()
         self._metrics.set("broker_connected", 0)
@@ -130,11 +140,16 @@ class Consumer:
             return
         with self._lock:
             self.generation += 1
+        self.session_present = bool(getattr(flags, "session_present", False))
         self.connected.set()
         self.last_error = None
         self._metrics.set("broker_connected", 1)
-        opts = SubscribeOptions(qos=1)
-        client.subscribe([(topic, opts) for topic in subscriptions(self.config.share_group)])
+        if self.retire:
+            # Leave the share group (no new messages are routed to this session), keep what is queued.
+            client.unsubscribe(subscriptions(self.config.share_group))
+        else:
+            opts = SubscribeOptions(qos=1)
+            client.subscribe([(topic, opts) for topic in subscriptions(self.config.share_group)])
         log.info(
             "connected to broker",
             extra={
@@ -142,7 +157,8 @@ class Consumer:
                 "host": self.config.host,
                 "port": self.config.port,
                 "client_id": self.client_id,
-                "session_present": bool(getattr(flags, "session_present", False)),
+                "session_present": self.session_present,
+                "retire": self.retire,
             },
         )
 

@@ -88,6 +88,7 @@ class Pipeline:
         self.last_write_error: str | None = None
         self.influx_ok: bool | None = None
         self.unacked = 0
+        self._backoff = 0.5
 
     # -- input (event loop thread; the consumer hands over with call_soon_threadsafe) ----------------
 
@@ -105,34 +106,22 @@ class Pipeline:
         An unexpected error abandons a flush; its unacknowledged messages are processed again."""
         writing: asyncio.Task[bool] | None = None
         in_write: list[Message] = []
-        backoff = 0.5
+        self._backoff = 0.5
         try:
             while not stop.is_set():
-                if not self._inbox:
-                    self._wake.clear()
-                    waits = [self._wake, stop]
-                    if writing is not None:
-                        waiter = asyncio.ensure_future(_wait_any(*waits))
-                        try:
-                            await asyncio.wait([writing, waiter], return_when=asyncio.FIRST_COMPLETED)
-                        finally:
-                            waiter.cancel()
-                    else:
-                        await _wait_any(*waits)
-                    if not self._inbox and not (writing is not None and writing.done()):
-                        continue
+                if not self._inbox and not await self._idle(writing, stop):
+                    continue
                 if self._inbox and self.config.influxdb.flush_interval_ms and writing is None:
                     await _wait_any(stop, timeout=self.config.influxdb.flush_interval_ms / 1000)
-                flush, taken = self._build() if self._inbox else (None, [])
+                flush, taken = await self._build_or_back_off(stop)
                 if writing is not None:
                     ok = await self._settle(writing, in_write)
                     writing = None
                     if not ok:
                         self._requeue(taken, flush)
-                        await _wait_any(stop, timeout=backoff)
-                        backoff = min(backoff * 2, 30.0)
+                        await self._back_off(stop)
                         continue
-                    backoff = 0.5
+                    self._backoff = 0.5
                 if flush is not None:
                     writing = asyncio.create_task(self._finish(flush, stop))
                     in_write = taken
@@ -140,14 +129,47 @@ class Pipeline:
             if writing is not None:
                 await self._settle(writing, in_write)
 
-    def _build(self) -> tuple[Flush, list[Message]]:
-        flush = Flush(next(self._ids))
+    async def _idle(self, writing: asyncio.Task[bool] | None, stop: asyncio.Event) -> bool:
+        """Wait for a message, the stop or the end of the write in flight; True if there is work."""
+        self._wake.clear()
+        if writing is None:
+            await _wait_any(self._wake, stop)
+            return bool(self._inbox)
+        waiter = asyncio.ensure_future(_wait_any(self._wake, stop))
+        try:
+            await asyncio.wait([writing, waiter], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+        return bool(self._inbox) or writing.done()
+
+    async def _back_off(self, stop: asyncio.Event) -> None:
+        await _wait_any(stop, timeout=self._backoff)
+        self._backoff = min(self._backoff * 2, 30.0)
+
+    async def _build_or_back_off(self, stop: asyncio.Event) -> tuple[Flush | None, list[Message]]:
+        if not self._inbox:
+            return None, []
         taken: list[Message] = []
+        try:
+            return self._build(taken)
+        except Exception:  # e.g. the dead-letter store's disk is full: retry later, never crash
+            log.exception("ingest cycle failed", extra={"event": "cycle_failed"})
+            self.metrics.inc("restarts_total", task="pipeline")
+            self._requeue(taken, None)
+            await self._back_off(stop)
+            return None, []
+
+    def _build(self, taken: list[Message]) -> tuple[Flush, list[Message]]:
+        flush = Flush(next(self._ids))
         limit = self.config.influxdb.max_batch_lines
         while self._inbox and flush.lines < limit:
             msg = self._inbox.popleft()
             taken.append(msg)
-            self._add(flush, msg)
+            try:
+                self._add(flush, msg)
+            except BaseException:
+                self.dedup.release(flush.id)
+                raise
         return flush, taken
 
     async def _finish(self, flush: Flush, stop: asyncio.Event) -> bool:

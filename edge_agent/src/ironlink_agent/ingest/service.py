@@ -40,8 +40,11 @@ def state_paths(config: IngestConfig, instance: str) -> tuple[Path, Path]:
 
 
 class Service:
-    def __init__(self, config: IngestConfig, instance: str = "1") -> None:
+    def __init__(
+        self, config: IngestConfig, instance: str = "1", *, retire_idle_s: float | None = None
+    ) -> None:
         self.config = config
+        self.retire_idle_s = retire_idle_s
         self.instance = instance
         self.started = time.monotonic()
         self.metrics = IngestMetrics(Fleet(config.fleet_max_gateways))
@@ -58,7 +61,11 @@ class Service:
         )
         self.influx = InfluxClient(config.influxdb)
         self.consumer = Consumer(
-            config.broker, f"{config.broker.client_id_prefix}-{instance}", self._deliver, self.metrics
+            config.broker,
+            f"{config.broker.client_id_prefix}-{instance}",
+            self._deliver,
+            self.metrics,
+            retire=retire_idle_s is not None,
         )
         self.pipeline = Pipeline(
             config=config,
@@ -71,10 +78,35 @@ class Service:
         self.health = HealthServer(config.http_host, config.http_port, self.report, self.metrics.render)
         self.stop = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._last_message = 0.0
+        self._connect_seen: float | None = None
 
     def _deliver(self, msg: Message) -> None:  # paho thread
         assert self._loop is not None
+        self._last_message = time.monotonic()
         self._loop.call_soon_threadsafe(self.pipeline.submit, msg)
+
+    async def _retire(self, idle_s: float) -> None:
+        """Drain the session's queue (no new messages come after the unsubscribe), then stop."""
+        while not self.stop.is_set():
+            await _wait_any(self.stop, timeout=0.2)
+            if not self.consumer.connected.is_set():
+                continue
+            idle = time.monotonic() - max(self._last_message, self._connected_at())
+            if self.pipeline.unacked == 0 and idle >= idle_s:
+                log.info(
+                    "session drained",
+                    extra={
+                        "event": "retire_drained",
+                        "written": self.metrics.total("readings_written_total"),
+                    },
+                )
+                self.stop.set()
+
+    def _connected_at(self) -> float:
+        if self._connect_seen is None and self.consumer.connected.is_set():
+            self._connect_seen = time.monotonic()
+        return self._connect_seen or time.monotonic()
 
     def report(self) -> tuple[bool, dict[str, Any]]:
         problems = []
@@ -151,6 +183,8 @@ class Service:
                 tg.create_task(self._probe())
                 tg.create_task(self._watchdog(sd))
                 pipeline = tg.create_task(self.pipeline.run(self.stop))
+                if self.retire_idle_s is not None:
+                    tg.create_task(self._retire(self.retire_idle_s))
                 self.consumer.start()
                 sd.ready()
                 await self.stop.wait()

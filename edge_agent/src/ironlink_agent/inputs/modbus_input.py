@@ -173,6 +173,9 @@ class DevicePoller:
         self.source = f"modbus:{device.name}"
         self._link: _Link | None = None
         self._last_error: str | None = None
+        # "connected" is worth an INFO line the first time and after the device was unreachable, not on
+        # every reconnect after a read timeout (a slow device would log one per poll).
+        self._announce_connect = True
         # A read may not outlive the device timeout by much, whatever pymodbus does inside.
         self._hard_timeout = device.timeout_s * 1.5 + 0.2
 
@@ -238,16 +241,20 @@ class DevicePoller:
             else:
                 error = "connect returned false"
         if ok and link.connected:
-            log.info(
+            if self._announce_connect:  # recovered from "unreachable": the next failure warns again
+                self._last_error = None
+            log.log(
+                logging.INFO if self._announce_connect else logging.DEBUG,
                 "modbus device connected",
                 extra={"event": "modbus_connected", "device": self.device.name, "endpoint": self._endpoint()},
             )
-            self._last_error = None
+            self._announce_connect = False
             self.backoff.reset()
             self.metrics.set("modbus_connected", 1, device=self.device.name)
             return True
         self._count_error()
         self.metrics.set("modbus_connected", 0, device=self.device.name)
+        self._announce_connect = True
         self._log_error("modbus_connect_failed", "modbus device unreachable", error)
         self._close()
         return False

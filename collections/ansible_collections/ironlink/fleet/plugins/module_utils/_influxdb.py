@@ -27,14 +27,87 @@ from ansible.module_utils.urls import open_url
 # InfluxQL keywords (influxql/scanner tokens). Printed in upper case by InfluxDB; an identifier equal
 # to one of them must stay double-quoted.
 KEYWORDS = frozenset(
-    """
-    ALL ALTER AND ANALYZE ANY AS ASC BEGIN BY CARDINALITY CREATE CONTINUOUS DATABASE DATABASES DEFAULT
-    DELETE DESC DESTINATIONS DIAGNOSTICS DISTINCT DROP DURATION END EVERY EXACT EXPLAIN FALSE FIELD FOR
-    FROM GRANT GRANTS GROUP GROUPS IN INF INSERT INTO KEY KEYS KILL LIMIT MEASUREMENT MEASUREMENTS NAME
-    OFFSET ON OR ORDER PASSWORD POLICIES POLICY PRIVILEGES QUERIES QUERY READ REPLICATION RESAMPLE
-    RETENTION REVOKE SELECT SERIES SET SHARD SHARDS SLIMIT SOFFSET STATS SUBSCRIPTION SUBSCRIPTIONS TAG TO
-    TRUE USER USERS VALUES WHERE WITH WRITE
-    """.split()
+    [
+        "ALL",
+        "ALTER",
+        "AND",
+        "ANALYZE",
+        "ANY",
+        "AS",
+        "ASC",
+        "BEGIN",
+        "BY",
+        "CARDINALITY",
+        "CREATE",
+        "CONTINUOUS",
+        "DATABASE",
+        "DATABASES",
+        "DEFAULT",
+        "DELETE",
+        "DESC",
+        "DESTINATIONS",
+        "DIAGNOSTICS",
+        "DISTINCT",
+        "DROP",
+        "DURATION",
+        "END",
+        "EVERY",
+        "EXACT",
+        "EXPLAIN",
+        "FALSE",
+        "FIELD",
+        "FOR",
+        "FROM",
+        "GRANT",
+        "GRANTS",
+        "GROUP",
+        "GROUPS",
+        "IN",
+        "INF",
+        "INSERT",
+        "INTO",
+        "KEY",
+        "KEYS",
+        "KILL",
+        "LIMIT",
+        "MEASUREMENT",
+        "MEASUREMENTS",
+        "NAME",
+        "OFFSET",
+        "ON",
+        "OR",
+        "ORDER",
+        "PASSWORD",
+        "POLICIES",
+        "POLICY",
+        "PRIVILEGES",
+        "QUERIES",
+        "QUERY",
+        "READ",
+        "REPLICATION",
+        "RESAMPLE",
+        "RETENTION",
+        "REVOKE",
+        "SELECT",
+        "SERIES",
+        "SET",
+        "SHARD",
+        "SHARDS",
+        "SLIMIT",
+        "SOFFSET",
+        "STATS",
+        "SUBSCRIPTION",
+        "SUBSCRIPTIONS",
+        "TAG",
+        "TO",
+        "TRUE",
+        "USER",
+        "USERS",
+        "VALUES",
+        "WHERE",
+        "WITH",
+        "WRITE",
+    ]
 )
 
 _BARE_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -83,6 +156,7 @@ class InfluxDBAPI:
 
     def __init__(
         self,
+        *,
         hostname: str = "localhost",
         port: int = 8086,
         ssl: bool = False,
@@ -111,7 +185,11 @@ class InfluxDBAPI:
         headers = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
         auth = {}
         if self.username:
-            auth = {"url_username": self.username, "url_password": self.password or "", "force_basic_auth": True}
+            auth = {
+                "url_username": self.username,
+                "url_password": self.password or "",
+                "force_basic_auth": True,
+            }
         try:
             response = open_url(
                 self.base_url + "/query",
@@ -197,7 +275,9 @@ def build_create_statement(
         if resample_for:
             resample += f" FOR {resample_for}"
     body = " ".join(query.split())
-    return f"CREATE CONTINUOUS QUERY {quote_ident(name)} ON {quote_ident(database)}{resample} BEGIN {body} END"
+    return (
+        f"CREATE CONTINUOUS QUERY {quote_ident(name)} ON {quote_ident(database)}{resample} BEGIN {body} END"
+    )
 
 
 def _read_quoted(text: str, start: int, quote: str) -> tuple[str, int]:
@@ -217,65 +297,86 @@ def _read_quoted(text: str, start: int, quote: str) -> tuple[str, int]:
     raise ValueError(f"unterminated {quote} quote at offset {start}")
 
 
+def _scan_string(text: str, i: int, tokens: list) -> int | None:
+    if text[i] == "'":
+        content, end = _read_quoted(text, i, "'")
+        tokens.append("'" + content.replace("'", "\\'") + "'")
+        return end
+    if text[i] == '"':
+        content, end = _read_quoted(text, i, '"')
+        tokens.append(("ident", content))
+        return end
+    return None
+
+
+def _scan_regex(text: str, i: int, tokens: list) -> int | None:
+    if text[i] != "/" or (tokens and _plain(tokens[-1]) not in _REGEX_CONTEXT):
+        return None
+    end = i + 1
+    while end < len(text) and text[end] != "/":
+        end += 2 if text[end] == "\\" else 1
+    if end >= len(text):
+        raise ValueError(f"unterminated regular expression at offset {i}")
+    tokens.append(text[i : end + 1])
+    return end + 1
+
+
+def _scan_symbol(text: str, i: int, tokens: list) -> int | None:
+    if text[i] == ":" and text[i : i + 2] != "::":
+        match = re.match(r":[A-Za-z_]+", text[i:])
+        if match:
+            tokens.append(match.group(0).upper())
+            return i + len(match.group(0))
+    operator = next((op for op in _OPERATORS if text.startswith(op, i)), None)
+    if operator:
+        tokens.append(operator)
+        return i + len(operator)
+    return None
+
+
+def _scan_literal(text: str, i: int, tokens: list) -> int | None:
+    match = _DURATION_LITERAL.match(text, i)
+    if match:
+        tokens.append(format_duration(parse_duration(match.group(0))))
+        return match.end()
+    match = _NUMBER_LITERAL.match(text, i)
+    if match and match.group(0):
+        tokens.append(match.group(0))
+        return match.end()
+    match = _WORD.match(text, i)
+    if match:
+        tokens.append(("word", match.group(0)))
+        return match.end()
+    return None
+
+
+_SCANNERS = (_scan_string, _scan_regex, _scan_symbol, _scan_literal)
+_DURATION_LITERAL = re.compile(r"[0-9]+(?:ns|ms|u|µ|s|m|h|d|w)(?![A-Za-z0-9_])")
+_NUMBER_LITERAL = re.compile(r"[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?")
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
 def tokenize(statement: str) -> list[str]:
     """Split an InfluxQL statement into canonical tokens (whitespace dropped).
 
     Strings stay ``'...'``; identifiers lose needless double quotes; keywords go upper case and
     function names lower case; duration literals are re-formatted the way InfluxDB prints them.
+    Raises ValueError on an unterminated quote or regular expression.
     """
-    tokens: list[str] = []
+    tokens: list = []
     i = 0
-    text = statement
-    while i < len(text):
-        char = text[i]
-        if char.isspace():
+    while i < len(statement):
+        if statement[i].isspace():
             i += 1
             continue
-        if char == "'":
-            content, i = _read_quoted(text, i, "'")
-            tokens.append("'" + content.replace("'", "\\'") + "'")
-            continue
-        if char == '"':
-            content, i = _read_quoted(text, i, '"')
-            tokens.append(("ident", content))
-            continue
-        if char == "/" and (not tokens or _plain(tokens[-1]) in _REGEX_CONTEXT):
-            end = i + 1
-            while end < len(text) and text[end] != "/":
-                end += 2 if text[end] == "\\" else 1
-            if end >= len(text):
-                raise ValueError(f"unterminated regular expression at offset {i}")
-            tokens.append(text[i : end + 1])
-            i = end + 1
-            continue
-        if char == ":" and text[i : i + 2] != "::":
-            match = re.match(r":[A-Za-z_]+", text[i:])
-            if match:
-                tokens.append(match.group(0).upper())
-                i += len(match.group(0))
-                continue
-        operator = next((op for op in _OPERATORS if text.startswith(op, i)), None)
-        if operator:
-            tokens.append(operator)
-            i += len(operator)
-            continue
-        match = re.match(r"[0-9]+(?:ns|ms|u|µ|s|m|h|d|w)(?![A-Za-z0-9_])", text[i:])
-        if match:
-            tokens.append(format_duration(parse_duration(match.group(0))))
-            i += len(match.group(0))
-            continue
-        match = re.match(r"[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?", text[i:])
-        if match and match.group(0):
-            tokens.append(match.group(0))
-            i += len(match.group(0))
-            continue
-        match = re.match(r"[A-Za-z_][A-Za-z0-9_]*", text[i:])
-        if match:
-            tokens.append(("word", match.group(0)))
-            i += len(match.group(0))
-            continue
-        tokens.append(char)
-        i += 1
+        for scan in _SCANNERS:
+            end = scan(statement, i, tokens)
+            if end is not None:
+                i = end
+                break
+        else:
+            tokens.append(statement[i])
+            i += 1
     return [_canonical(tokens, index) for index in range(len(tokens))]
 
 
@@ -303,4 +404,3 @@ def _canonical(tokens: list, index: int) -> str:
 def normalise(statement: str) -> tuple[str, ...]:
     """A comparable form of a statement: equal for the text written and the text InfluxDB stores."""
     return tuple(tokenize(statement))
-

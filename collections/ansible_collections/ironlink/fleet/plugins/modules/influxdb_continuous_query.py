@@ -41,7 +41,7 @@ options:
     description: C(RESAMPLE EVERY) interval, how often the CQ runs (an InfluxQL duration such as V(1h)).
     type: str
   resample_for:
-    description: C(RESAMPLE FOR) interval, how far back each run recomputes (an InfluxQL duration such as V(2h)).
+    description: C(RESAMPLE FOR) interval, how far back each run recomputes (an InfluxQL duration, V(2h)).
     type: str
   state:
     description: Whether the continuous query should exist.
@@ -144,7 +144,6 @@ action:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.ironlink.fleet.plugins.module_utils._influxdb import (
     InfluxDBAPI,
     InfluxDBError,
@@ -213,7 +212,10 @@ def main() -> None:
     if desired is not None:
         result["statement"] = desired
     if module._diff:
-        result["diff"] = {"before": current + "\n" if current else "", "after": desired + "\n" if desired else ""}
+        result["diff"] = {
+            "before": current + "\n" if current else "",
+            "after": desired + "\n" if desired else "",
+        }
 
     if action != "none" and not module.check_mode:
         drop = f"DROP CONTINUOUS QUERY {quote_ident(name)} ON {quote_ident(database)}"
@@ -222,7 +224,9 @@ def main() -> None:
             try:
                 api.query(statement)
             except InfluxDBError as exc:
-                module.fail_json(msg=f"{statement.split(' BEGIN ')[0]} failed: {exc}", status=exc.status, **result)
+                module.fail_json(
+                    msg=f"{statement.split(' BEGIN ')[0]} failed: {exc}", status=exc.status, **result
+                )
 
     module.exit_json(**result)
 
