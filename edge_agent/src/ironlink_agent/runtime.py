@@ -43,6 +43,7 @@ class AgentSink:
         self._spool = spool
         self._metrics = metrics
         self._source = source
+        self._received = metrics.counter("readings_received_total", source=source)
 
     def accept(
         self,
@@ -52,7 +53,7 @@ class AgentSink:
         key: bytes | None = None,
         redelivered: bool = False,
     ) -> None:
-        self._metrics.inc("readings_received_total", len(readings), source=self._source)
+        self._received(len(readings))
         self._spool.submit(readings, ack, key=key, redelivered=redelivered)
 
     def reject(self, rejected: Rejected, ack: Callable[[], None] | None = None) -> None:

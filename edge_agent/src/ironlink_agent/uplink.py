@@ -332,11 +332,8 @@ class Uplink:
         limit, max_bytes = cfg.batch_max_readings, cfg.batch_max_bytes
         delay_s = cfg.batch_max_delay_ms / 1000
         newest_first = cfg.order != "oldest_first"
-        self._publish_status(session)
+        watermark = await self._begin(session)
         next_status = time.monotonic() + STATUS_INTERVAL_S
-        # Rows delivered on the last connection whose deletes are still queued must not go out again.
-        await asyncio.to_thread(self.spool.flush_deletes, 2.0)
-        watermark = self.spool.last_seq
         backlog_pos, live_pos = 0, watermark
         backlog_upto = self._send_newest(session, watermark) if newest_first else watermark
         hold_since: float | None = None
@@ -344,8 +341,10 @@ class Uplink:
             now = time.monotonic()
             next_status = self._status_due(session, now, next_status)
             self._wake.clear()
-            self._wake_seq = 0
-            if len(session.inflight) < cfg.max_inflight:
+            # With every in-flight slot taken only a PUBACK (or a full batch) lets us send.
+            slots = len(session.inflight) < cfg.max_inflight
+            self._wake_seq = 0 if slots else self._full_at(live_pos if newest_first else backlog_pos)
+            if slots:
                 # Live rows (newer than the reconnect watermark) first; in oldest_first mode there is only
                 # the one FIFO cursor. Nagle-style: send at once when nothing is in flight (low latency at
                 # low rates); otherwise let a partial batch grow until full or batch_max_delay_ms old.
@@ -382,15 +381,23 @@ class Uplink:
                     if not session.inflight:
                         until = min(until, self._last_send + LINGER_S)
                     # Commits need not wake us before the deadline unless they fill the batch.
-                    pos = live_pos if newest_first else backlog_pos
-                    self._wake_seq = pos + max(1, min(limit, max_bytes // self.spool.avg_row_bytes()))
+                    self._wake_seq = self._full_at(live_pos if newest_first else backlog_pos)
                     await _wait(self._wake, max(0.0, until - now))
                     continue
-            else:
-                # Every in-flight slot is taken: only a PUBACK (or a full batch) lets us send.
-                pos = live_pos if newest_first else backlog_pos
-                self._wake_seq = pos + limit
             await _wait(self._wake, max(0.0, min(next_status - now, 1.0)))
+
+    async def _begin(self, session: _Session) -> int:
+        """Publish the online status; return the reconnect watermark (the spool's last seq)."""
+        self._publish_status(session)
+        # Rows delivered on the last connection whose deletes are still queued must not go out again.
+        await asyncio.to_thread(self.spool.flush_deletes, 2.0)
+        return self.spool.last_seq
+
+    def _full_at(self, pos: int) -> int:
+        """The spool seq at which rows after ``pos`` fill a batch (by count or estimated bytes)."""
+        cfg = self.cfg
+        per_batch = min(cfg.batch_max_readings, cfg.batch_max_bytes // self.spool.avg_row_bytes())
+        return pos + max(1, per_batch)
 
     def _status_due(self, session: _Session, now: float, next_status: float) -> float:
         """Republish the retained online status every STATUS_INTERVAL_S; returns the next due time."""

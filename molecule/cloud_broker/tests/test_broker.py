@@ -13,6 +13,7 @@ import datetime
 import importlib.util
 import json
 import os
+import shlex
 import shutil
 import socket
 import ssl
@@ -360,3 +361,30 @@ def test_removed_and_revoked_gateways_lose_access(broker_ip, tmp_path):
         client = Client(broker_ip, PASSWORD_PORT, name, password(name))
         assert client.ok
         client.close()
+
+
+VALIDATOR = "/usr/local/libexec/ironlink/mosquitto-validate"
+BROKEN = {
+    "config": "listener 8883\nno_such_option true\n",
+    "password-file": "ironlink-ingest:not-a-hash\n",
+    "acl-file": "user ironlink-ingest\ntopic sometimes ironlink/#\n",
+}
+INSTALLED = {
+    "config": "/etc/mosquitto/mosquitto.conf",
+    "password-file": "/etc/mosquitto/ironlink.passwd",
+    "acl-file": "/etc/mosquitto/ironlink.acl",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BROKEN))
+def test_validator_refuses_a_broken_file_and_the_broker_keeps_running(host, kind):
+    """What `validate:` runs: a broken candidate is refused, the installed one passes, the broker stays up."""
+    pid = host.check_output("systemctl show -p MainPID --value mosquitto.service")
+    candidate = f"/tmp/broken-{kind}"
+    host.run(f"printf '%s' {shlex.quote(BROKEN[kind])} > {candidate}")
+    refused_run = host.run(f"{VALIDATOR} {kind} {candidate}")
+    assert refused_run.rc == 1, refused_run.stdout + refused_run.stderr
+    accepted = host.run(f"{VALIDATOR} {kind} {INSTALLED[kind]}")
+    assert accepted.rc == 0, accepted.stderr
+    assert host.service("mosquitto.service").is_running
+    assert host.check_output("systemctl show -p MainPID --value mosquitto.service") == pid

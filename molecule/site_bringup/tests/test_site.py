@@ -5,6 +5,7 @@ import os
 import subprocess
 
 import pytest
+import testinfra
 
 HOSTS = {
     "ironlink-sb-gw-a": {"ip": "10.89.78.11", "site_id": "SITE-A", "hostname": "mol-site-a-gw-01"},
@@ -86,10 +87,9 @@ def test_password_login_is_not_offered(host):
 
 
 @pytest.mark.parametrize("port, reachable", [(22, True), (8080, False)])
-def test_firewall_from_the_other_gateway(host, port, reachable):
+def test_firewall_from_the_other_gateway(port, reachable):
     """gw-b connects to gw-a: SSH is allowed from the lab network, a port nothing allows is dropped."""
-    if host.backend.get_hostname() != "ironlink-sb-gw-b":
-        pytest.skip("probe runs from gw-b")
+    probe_host = testinfra.get_host("podman://ironlink-sb-gw-b")
     target = HOSTS["ironlink-sb-gw-a"]["ip"]
     # a listener on gw-a's closed port proves the firewall, not a missing server, stops the connection
     listener = "systemd-run --unit=ironlink-test-listener --collect python3 -m http.server 8080"
@@ -98,5 +98,12 @@ def test_firewall_from_the_other_gateway(host, port, reachable):
         check=True,
         timeout=30,
     )
-    probe = f"timeout 5 python3 -c \"import socket; socket.create_connection(('{target}', {port}), 3)\""
-    assert (host.run(probe).rc == 0) is reachable
+    connect = "timeout 5 python3 -c \"import socket; socket.create_connection(('{}', {}), 3)\""
+    listening = testinfra.get_host("podman://ironlink-sb-gw-a")
+    assert (
+        listening.run(
+            f"for i in 1 2 3 4 5; do {connect.format('127.0.0.1', port)} && exit 0; sleep 1; done; exit 1"
+        ).rc
+        == 0
+    )
+    assert (probe_host.run(connect.format(target, port)).rc == 0) is reachable

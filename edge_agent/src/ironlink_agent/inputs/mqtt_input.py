@@ -27,7 +27,6 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.client import PUBACK
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -46,58 +45,6 @@ under 1 MB; at most 1000 x the 256 KiB payload limit with hostile input). One gr
 so this window allows far more than 20k messages/s; the ceiling is paho's per-message cost."""
 SESSION_EXPIRY_S = 7 * 24 * 3600
 """How long the local broker keeps our session (and queues for us) while the agent is down."""
-
-
-class _InputClient(mqtt.Client):
-    """paho's client with two network-thread shortcuts for many small messages.
-
-    paho 2.2 reads every packet with three ``recv`` calls (type byte, length, body) and handles one packet
-    per ``select``; at a few thousand one-reading messages per second that bookkeeping, not the MQTT work,
-    was most of the input thread's CPU. Here one ``recv`` fills a 64 KiB buffer and every complete packet
-    in it is handled before the next ``select``. Queued PUBACKs (our manual acks, sent after each spool
-    commit) go out in one ``send`` instead of one each. Both override private paho 2.2 methods
-    (``_sock_recv``, ``loop_read``, ``_packet_write``); pyproject pins paho-mqtt==2.2.0 and
-    tests/unit/test_mqtt_input.py checks the behaviour against a real broker.
-    """
-
-    RECV_BYTES = 65536
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._rbuf = b""
-        self._rpos = 0
-        self._rsock: Any = None
-
-    def _sock_recv(self, bufsize: int) -> bytes:
-        if self._rsock is not self._sock:  # a new connection: nothing buffered from the old one
-            self._rsock, self._rbuf, self._rpos = self._sock, b"", 0
-        if self._rpos >= len(self._rbuf):
-            data = super()._sock_recv(max(bufsize, self.RECV_BYTES))
-            if len(data) <= bufsize:
-                return data
-            self._rbuf, self._rpos = data, 0
-        start = self._rpos
-        self._rpos = start + bufsize
-        return self._rbuf[start : self._rpos]
-
-    def loop_read(self, max_packets: int = 1) -> mqtt.MQTTErrorCode:
-        rc = super().loop_read(max_packets)
-        # select() cannot see bytes already in our buffer: handle them all now.
-        while rc == mqtt.MQTT_ERR_SUCCESS and self._sock is not None and self._rpos < len(self._rbuf):
-            rc = super().loop_read(max_packets)
-        return rc
-
-    def _packet_write(self) -> mqtt.MQTTErrorCode:
-        out = self._out_packet
-        if len(out) > 1 and out[0]["command"] == PUBACK and out[0]["pos"] == 0:
-            merged = []
-            while out and out[0]["command"] == PUBACK and out[0]["pos"] == 0:
-                merged.append(out.popleft()["packet"])
-            data = b"".join(merged)
-            out.appendleft(
-                {"command": PUBACK, "mid": 0, "qos": 0, "pos": 0, "to_process": len(data), "packet": data, "info": None}
-            )
-        return super()._packet_write()
 
 
 class AckingSink(Protocol):
@@ -126,7 +73,7 @@ class MqttInput:
         self._client: mqtt.Client | None = None
 
     def _build(self) -> mqtt.Client:
-        client = _InputClient(
+        client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
             protocol=mqtt.MQTTv5,

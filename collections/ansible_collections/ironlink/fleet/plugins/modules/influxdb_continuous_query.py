@@ -21,7 +21,9 @@ description:
   - Uses only the Python standard library on the managed host (no C(influxdb) library needed); works with
     InfluxDB 1.6 and 1.8.
 author:
-  - Ironlink contributors
+  - Ironlink team (@ironlink)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 options:
   name:
     description: Name of the continuous query, unique within O(database).
@@ -81,11 +83,17 @@ options:
 attributes:
   check_mode:
     support: full
+    details: Reads the stored continuous queries and reports the action it would take, changing nothing.
   diff_mode:
     support: full
     details: The diff shows the stored statement before and the statement to create after.
   idempotent:
+    description: When run twice in a row with the same options, the second run reports no change.
     support: full
+    details: Compares the normalised stored statement with the wanted one; equal means no change.
+  platform:
+    support: full
+    platforms: posix
 notes:
   - Write O(query) with fully qualified measurements (C(INTO "db"."rp".:MEASUREMENT FROM "db"."rp"./.*/)) so
     the CQ does not depend on the database's default retention policy.
@@ -220,13 +228,14 @@ def main() -> None:
     if action != "none" and not module.check_mode:
         drop = f"DROP CONTINUOUS QUERY {quote_ident(name)} ON {quote_ident(database)}"
         statements = {"drop": [drop], "replace": [drop, desired], "create": [desired]}[action]
-        for statement in statements:
+        for done, statement in enumerate(statements):
             try:
                 api.query(statement)
             except InfluxDBError as exc:
-                module.fail_json(
-                    msg=f"{statement.split(' BEGIN ')[0]} failed: {exc}", status=exc.status, **result
-                )
+                # A failed create after a successful drop (replace) did change something: the CQ is gone.
+                head = statement.split(" BEGIN ", maxsplit=1)[0]
+                result["changed"] = done > 0
+                module.fail_json(msg=f"{head} failed: {exc}", status=exc.status, **result)
 
     module.exit_json(**result)
 

@@ -5,7 +5,8 @@
 """Tests of ironlink.fleet.influxdb_continuous_query and module_utils/_influxdb.py.
 
 Pure functions are parametrized. The module itself runs against a real ``influxd`` (InfluxDB 1.x,
-/usr/bin/influxd) started by the fixture on free loopback ports with auth enabled, and stopped by PID.
+/usr/bin/influxd) started by the fixture on free loopback ports with auth enabled, and stopped by PID
+(SIGTERM, then SIGKILL) when the test ends.
 Skipped when influxd is not installed.
 """
 
@@ -200,11 +201,13 @@ def _free_port():
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def influxd(tmp_path_factory):
+# Function scope on purpose: ansible-test runs unit tests with pytest-forked, where a module-scoped fixture is
+# set up in each test's child process and never torn down (leaving influxd running).
+@pytest.fixture
+def influxd(tmp_path):
     if not INFLUXD:
         pytest.skip("influxd (InfluxDB 1.x) is not installed")
-    base = tmp_path_factory.mktemp("influxd")
+    base = tmp_path
     http_port, rpc_port = _free_port(), _free_port()
     config = base / "influxdb.conf"
     config.write_text(
@@ -348,7 +351,7 @@ def test_errors_carry_the_server_message(influxd, capsys):
     result = run_module(
         capsys, module_args(influxd, query="SELECT mean(*) INTO db1.rollup_1h.:MEASUREMENT FROM")
     )
-    assert result["failed"] and "failed" in result["msg"]
+    assert result["failed"] and "failed" in result["msg"] and not result["changed"]
     assert ("db1", "cq_rollup_1h") not in stored(influxd)
 
     result = run_module(capsys, module_args(influxd, resample_for="2 hours"))
