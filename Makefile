@@ -6,7 +6,6 @@ BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_FORCE_COLOR := false
-SCENARIOS := $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
 
 .PHONY: help deps venv lab lab-down lab-status test lint test-collection test-molecule test-python
 help: ## List the targets
@@ -43,12 +42,8 @@ lint: venv ## ruff, yamllint, ansible-lint (production), argument_specs and secr
 test-collection: venv ## ironlink.fleet unit tests and ansible-test sanity
 	scripts/test/collection.sh
 
-test-molecule: deps ## Every Molecule scenario on podman systemd hosts
-	@for s in $(SCENARIOS); do \
-	  echo "=== molecule test -s $$s"; start=$$(date +%s); \
-	  molecule test -s $$s; \
-	  echo "=== molecule $$s passed in $$(( $$(date +%s) - start )) s"; \
-	done
+test-molecule: deps ## Every Molecule scenario on podman systemd hosts (two at a time)
+	scripts/test/molecule.sh
 
 test-python: deps ## Agent unit + integration tests (real Mosquitto, real pymodbus) and repo tests
 	pytest -q -p no:cacheprovider tests edge_agent/tests

@@ -6,7 +6,7 @@ LAB_NETWORK=ironlink-lab
 LAB_SUBNET=10.89.77.0/24
 IRONLINK_TEST_IMAGE=${IRONLINK_TEST_IMAGE:-localhost/ironlink-debian:bookworm}
 export IRONLINK_TEST_IMAGE
-LAB_SSH=(ssh -i "$LAB_KEY" -o BatchMode=yes -o ConnectTimeout=3 -o StrictHostKeyChecking=no
+LAB_SSH=(ssh -n -i "$LAB_KEY" -o BatchMode=yes -o ConnectTimeout=3 -o StrictHostKeyChecking=no
   -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR)
 
 # "<inventory host> <address>" for every gateway of the lab inventory.

@@ -19,7 +19,7 @@ while read -r host ip; do
     echo "starting $host ($ip)"
     podman run -d --name "$host" --hostname "$host" --label ironlink-lab=1 \
       --network "$LAB_NETWORK" --ip "$ip" --systemd=always \
-      --cap-add NET_ADMIN,SYS_ADMIN --no-hosts "$IRONLINK_TEST_IMAGE" /sbin/init >/dev/null
+      --cap-add NET_ADMIN,SYS_ADMIN --no-hosts "$IRONLINK_TEST_IMAGE" /sbin/init </dev/null >/dev/null
   fi
   [[ $(podman inspect -f '{{.State.Running}}' "$host") == true ]] || podman start "$host" >/dev/null
   podman exec -i "$host" sh -c 'install -d -m 0700 /root/.ssh && cat > /root/.ssh/authorized_keys &&

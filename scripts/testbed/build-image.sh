@@ -34,7 +34,9 @@ WantedBy=multi-user.target
 UNIT
 ln -sf /etc/systemd/system/ssh-keygen-host.service \
   "$rootfs/etc/systemd/system/multi-user.target.wants/ssh-keygen-host.service"
-# No apt caches or docs in the image; apt inside a host still reaches the mirror.
-rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+# Package lists stay, as on a real Debian or Raspberry Pi OS install (an empty lists/ directory looks like a
+# fresh cache to apt's cache_valid_time); downloaded .debs go.
+chroot "$rootfs" apt-get update -qq
+rm -rf "$rootfs"/var/cache/apt/archives/*.deb
 tar -C "$rootfs" -c . | podman import --change 'CMD ["/sbin/init"]' - "$IMAGE" >/dev/null
 echo "built $IMAGE"

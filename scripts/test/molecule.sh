@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Run Molecule scenarios, IRONLINK_MOLECULE_JOBS at a time (default 2: most of a scenario is apt downloads and
+# boot waits, not CPU). Each scenario logs to .cache/molecule/<name>.log; a failed one's log is printed whole.
+# Usage: scripts/test/molecule.sh [scenario ...]   (default: every molecule/*/molecule.yml)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+jobs=${IRONLINK_MOLECULE_JOBS:-2}
+logs=.cache/molecule
+mkdir -p "$logs"
+if (($#)); then scenarios=("$@"); else
+  mapfile -t scenarios < <(find molecule -mindepth 2 -maxdepth 2 -name molecule.yml -printf '%h\n' | xargs -n1 basename | sort)
+fi
+
+run_one() {
+  local s=$1 start rc=0
+  start=$(date +%s)
+  molecule test -s "$s" >"$logs/$s.log" 2>&1 || rc=$?
+  echo "$s $rc $(( $(date +%s) - start ))" >>"$logs/results"
+}
+export -f run_one
+export logs
+
+rm -f "$logs/results"
+echo "molecule: ${scenarios[*]} ($jobs at a time)"
+printf '%s\n' "${scenarios[@]}" | xargs -P "$jobs" -I{} bash -c 'run_one "$1"' _ {}
+
+failed=0
+while read -r s rc secs; do
+  if [[ $rc == 0 ]]; then echo "molecule $s: passed in ${secs} s"
+  else
+    failed=1
+    echo "molecule $s: FAILED (rc $rc) in ${secs} s; its log:"
+    sed 's/^/    /' "$logs/$s.log"
+  fi
+done < <(sort "$logs/results")
+exit "$failed"
