@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import random
 import ssl
 import time
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from . import __version__
+from .backoff import full_jitter
 from .contract import topics
 from .contract.model import Identity
 from .contract.wire import encode_batch
@@ -43,12 +43,6 @@ LINGER_S = 0.02
 """Coalescing window after a send: at low rates readings wait up to this long to share a batch (and its
 PUBACK and spool delete), which cuts CPU per reading several-fold while staying well inside a 50 ms p99."""
 AUTH_REASONS = {134: "bad user name or password", 135: "not authorized", 140: "bad authentication method"}
-
-
-def full_jitter(attempt: int, initial_s: float, max_s: float) -> float:
-    """AWS-style "full jitter": uniform in [0, min(cap, initial * 2**attempt)], so a fleet that lost its
-    broker at the same moment does not reconnect in lock step."""
-    return random.uniform(0, min(max_s, initial_s * (2 ** min(attempt, 30))))  # noqa: S311 - not crypto
 
 
 class ConnectFailed(Exception):

@@ -14,12 +14,13 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
+from ironlink_agent.backoff import full_jitter
 from ironlink_agent.config import SpoolConfig, TlsConfig, UplinkConfig
 from ironlink_agent.contract.model import Identity, Reading
 from ironlink_agent.contract.wire import decode_batch
 from ironlink_agent.metrics import Metrics
 from ironlink_agent.spool import Spool
-from ironlink_agent.uplink import Uplink, full_jitter
+from ironlink_agent.uplink import Uplink
 from paho.mqtt.enums import CallbackAPIVersion
 from support.certs import make_pki
 from support.mosquitto import CloudAccounts, cloud_broker

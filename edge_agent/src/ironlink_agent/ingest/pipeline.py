@@ -21,12 +21,12 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import random
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ironlink_agent.backoff import Backoff
 from ironlink_agent.ingest import messages
 from ironlink_agent.ingest.config import ClientCredentials, IngestConfig
 from ironlink_agent.ingest.consumer import Message
@@ -299,7 +299,7 @@ class Pipeline:
         self, creds: ClientCredentials, body: bytes, stop: asyncio.Event
     ) -> WriteOutcome | None:
         cfg = self.config.influxdb
-        delay = cfg.backoff_initial_s
+        backoff = Backoff(cfg.backoff_initial_s, cfg.backoff_max_s)
         while True:
             outcome = await asyncio.to_thread(self.influx.write, creds, body)
             self.metrics.observe("write_latency_seconds", outcome.seconds)
@@ -312,9 +312,8 @@ class Pipeline:
                 return outcome
             self.metrics.inc("write_errors_total", reason=outcome.reason)
             self._influx_state(outcome.reason not in ("unavailable", "server_error"), outcome)
-            if stop.is_set() or await _wait_any(stop, timeout=delay * random.uniform(0.8, 1.2)):  # noqa: S311
+            if stop.is_set() or await _wait_any(stop, timeout=backoff.next_delay()):
                 return None
-            delay = min(delay * 2, cfg.backoff_max_s)
 
     def _influx_state(self, up: bool, outcome: WriteOutcome | None) -> None:
         self.metrics.set("influx_up", 1 if up else 0)

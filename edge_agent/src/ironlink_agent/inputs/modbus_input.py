@@ -20,12 +20,11 @@ import asyncio
 import contextlib
 import json
 import logging
-import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ironlink_agent.backoff import Backoff
 from ironlink_agent.contract.model import Reading, Rejected
 from ironlink_agent.inputs import registers as regs
 
@@ -58,24 +57,6 @@ class ReadFailedError(Exception):
         self.reason = reason
         self.detail = detail
         self.fatal = fatal
-
-
-@dataclass
-class Backoff:
-    """Capped exponential backoff with "equal jitter": a delay in [d/2, d], d = min(cap, initial * 2**n)."""
-
-    initial: float = BACKOFF_INITIAL_S
-    cap: float = BACKOFF_MAX_S
-    attempt: int = 0
-    rng: random.Random = field(default_factory=random.Random)
-
-    def next_delay(self) -> float:
-        ceiling = min(self.cap, self.initial * (2 ** min(self.attempt, 30)))
-        self.attempt += 1
-        return ceiling / 2 + self.rng.uniform(0, ceiling / 2)
-
-    def reset(self) -> None:
-        self.attempt = 0
 
 
 def make_client(device: ModbusDeviceConfig) -> Any:
@@ -168,7 +149,7 @@ class DevicePoller:
         self.metrics = metrics
         self.stop = stop
         self.client_factory = client_factory
-        self.backoff = backoff or Backoff()
+        self.backoff = backoff or Backoff(BACKOFF_INITIAL_S, BACKOFF_MAX_S)
         self.blocks = regs.plan_reads(device.registers)
         self.source = f"modbus:{device.name}"
         self._link: _Link | None = None
@@ -417,7 +398,7 @@ async def run_device(
     ``normaliser`` (``Normaliser.from_config(config)``) applies the metric catalogue's types and bounds;
     without it readings go to the sink as decoded.
     """
-    backoff = Backoff()
+    backoff = Backoff(BACKOFF_INITIAL_S, BACKOFF_MAX_S)
     while not stop.is_set():
         try:
             await _run_poller(device, sink, metrics, stop, normaliser)
