@@ -39,7 +39,7 @@ lint: venv ## ruff, yamllint, ansible-lint (production), argument_specs and secr
 	python3 scripts/lint/check_argument_specs.py
 	python3 scripts/lint/scan_secrets.py
 
-test-collection: venv ## ironlink.fleet unit tests and ansible-test sanity
+test-collection: deps ## ironlink.fleet unit tests and ansible-test sanity
 	scripts/test/collection.sh
 
 test-molecule: deps ## Every Molecule scenario on podman systemd hosts (two at a time)

@@ -3,7 +3,8 @@
 # configuration and the test image. The Python venv is the Makefile's job (`make venv`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-pkgs=(podman runc debootstrap uidmap mosquitto mosquitto-clients openssl python3-venv)
+# mosquitto and influxdb: the real brokers and databases the integration tests start on loopback ports
+pkgs=(podman runc debootstrap uidmap mosquitto mosquitto-clients influxdb openssl python3-venv)
 need=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
 if ((${#need[@]})); then

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.programs import require
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -21,12 +22,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
     report = yield
     setattr(item, f"rep_{report.when}", report)
     return report
-
-
-def _require(*programs: str) -> None:
-    missing = [p for p in programs if shutil.which(p) is None and not Path(f"/usr/sbin/{p}").exists()]
-    if missing:
-        pytest.skip(f"not installed: {', '.join(missing)}")
 
 
 @pytest.fixture(scope="session")
@@ -44,7 +39,7 @@ def world_dir() -> Iterator[Path]:
 def pki(world_dir: Path):
     from support.certs import make_pki
 
-    _require("openssl")
+    require("openssl")
     return make_pki(world_dir / "pki")
 
 
@@ -52,7 +47,7 @@ def pki(world_dir: Path):
 def stack(request: pytest.FixtureRequest, world_dir: Path, pki):
     from support.stack import Stack
 
-    _require("mosquitto", "mosquitto_passwd")
+    require("mosquitto", "mosquitto_passwd")
     d = world_dir / re.sub(r"[^A-Za-z0-9_.-]", "_", request.node.name)[:80]
     d.mkdir()
     s = Stack(d, pki)

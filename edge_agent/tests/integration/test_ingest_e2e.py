@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from support.ingest_broker import (
     make_rows,
     wait_until,
 )
+from support.programs import require
 
 pytestmark = pytest.mark.integration
 
@@ -83,9 +83,7 @@ class Bench:
 
 @pytest.fixture
 def bench(request: pytest.FixtureRequest, world_dir: Path, pki):
-    for program in ("mosquitto", "influxd"):
-        if shutil.which(program) is None and not Path(f"/usr/sbin/{program}").exists():
-            pytest.skip(f"not installed: {program}")
+    require("mosquitto", "influxd")
     d = world_dir / re.sub(r"[^A-Za-z0-9_.-]", "_", request.node.name)[:80]
     d.mkdir()
     b = Bench(d, pki)

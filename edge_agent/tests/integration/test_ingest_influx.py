@@ -3,7 +3,6 @@ and the response classification (permanent vs transient) matches what InfluxDB r
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -11,6 +10,7 @@ from ironlink_agent.ingest.config import ClientCredentials, InfluxConfig
 from ironlink_agent.ingest.influx import InfluxClient
 from ironlink_agent.ingest.lineproto import line
 from support.influxdb import InfluxServer
+from support.programs import require
 
 pytestmark = pytest.mark.integration
 
@@ -34,8 +34,7 @@ TRICKY_FIELDS = {
 
 @pytest.fixture(scope="module")
 def influx(world_dir: Path):
-    if shutil.which("influxd") is None:
-        pytest.skip("influxd not installed")
+    require("influxd")
     server = InfluxServer(world_dir / "influx-lineproto").start()
     server.create_client_db("ironlink_acme", "acme_writer", "acme-pw")
     server.create_client_db("ironlink_beta", "beta_writer", "beta-pw")
