@@ -72,7 +72,7 @@ class UplinkConfig:
     tls: TlsConfig | None = None
     username: str | None = None
     password: str | None = field(default=None, repr=False)  # from `password` or `password_env`
-    client_id: str | None = None  # load_config fills "<gateway_id>-agent"
+    client_id: str | None = None  # load_config fills "<client_id>/<site_id>/<gateway_id>"
     keepalive_s: int = 30
     batch_max_readings: int = 2000
     batch_max_bytes: int = 256_000
@@ -235,7 +235,7 @@ def _uplink(f: Fields, environ: Mapping[str, str], identity: Identity | None) ->
         )
         if (t.has("cert_file")) != (t.has("key_file")):
             t.error("key_file" if t.has("cert_file") else "cert_file", "cert_file and key_file go together")
-    default_client = f"{identity.gateway_id}-agent" if identity else None
+    default_client = identity.mqtt_client_id if identity else None
     backoff_initial = f.number("backoff_initial_s", 1.0, lo=0.01, hi=3600)
     backoff_max = f.number("backoff_max_s", 60.0, lo=0.01, hi=86400)
     if backoff_initial and backoff_max and backoff_initial > backoff_max:

@@ -103,7 +103,7 @@ class Uplink:
         self.status_extra = status_extra
         self.telemetry_topic = topics.telemetry_topic(identity)
         self.status_topic = topics.status_topic(identity)
-        self.client_id = cfg.client_id or f"{identity.gateway_id}-agent"
+        self.client_id = cfg.client_id or identity.mqtt_client_id
         self.started = time.monotonic()
         self.connected = False
         self.last_error: str | None = None

@@ -95,7 +95,7 @@ def errors_of(path: Path, env=ENV) -> list[str]:
 def test_full_config_loads_typed_and_frozen(tmp_path, ca):
     cfg = load_config(write(tmp_path, IDENTITY_BLOCK + BODY.format(ca=ca)), ENV)
     assert cfg.identity == Identity("ACME", "PLANT-1", "GW-0001", "prod", "gw-0001")
-    assert cfg.uplink.password == "cloud-secret" and cfg.uplink.client_id == "GW-0001-agent"
+    assert cfg.uplink.password == "cloud-secret" and cfg.uplink.client_id == "ACME/PLANT-1/GW-0001"
     assert cfg.uplink.port == 8883 and cfg.uplink.tls is not None and cfg.uplink.tls.ca_file == ca
     assert (
         cfg.spool.path == Path("/var/lib/ironlink-agent/spool.db") and cfg.spool.full_policy == "drop_oldest"
@@ -251,7 +251,7 @@ def test_identity_from_file(tmp_path):
     )
     cfg = load_config(write(tmp_path, text), {})
     assert cfg.identity == Identity("ZAM", "WELD-A", "GW-7", "staging", "gw-7")
-    assert cfg.uplink.client_id == "GW-7-agent"
+    assert cfg.uplink.client_id == "ZAM/WELD-A/GW-7"
 
 
 @pytest.mark.parametrize(

@@ -231,3 +231,10 @@ def test_schema_file_is_shipped_as_package_data():
 
     path = resources.files("ironlink_agent.contract").joinpath("schema/telemetry-v1.json")
     assert json.loads(path.read_text())["title"].startswith("Ironlink telemetry")
+
+
+def test_mqtt_client_id_is_unique_where_gateway_ids_repeat():
+    a = model.Identity("ZAM-WELD", "SITE-A", "GW-01", "prod", "zam-weld-site-a-gw-01")
+    b = model.Identity("ZAM-WELD", "SITE-B", "GW-01", "prod", "zam-weld-site-b-gw-01")
+    assert a.mqtt_client_id == "ZAM-WELD/SITE-A/GW-01"
+    assert a.mqtt_client_id != b.mqtt_client_id

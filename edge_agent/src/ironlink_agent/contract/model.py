@@ -111,6 +111,14 @@ class Identity:
         """Root of this gateway's cloud topics: ``ironlink/<client>/<site>/<gateway>``."""
         return f"ironlink/{self.client_id}/{self.site_id}/{self.gateway_id}"
 
+    @property
+    def mqtt_client_id(self) -> str:
+        """ "CLIENT/SITE/GATEWAY": unique fleet-wide (the identity rules make the triple unique, and "/" cannot
+        occur in an id, so no two triples join to the same string); also the gateway's certificate CN and MQTT
+        user name. A bare gateway id is not unique: GW-01 exists at many sites, and the broker drops the older
+        of two connections with one client id."""
+        return f"{self.client_id}/{self.site_id}/{self.gateway_id}"
+
 
 @dataclass(frozen=True, slots=True)
 class Reading:
