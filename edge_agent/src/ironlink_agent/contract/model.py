@@ -113,10 +113,12 @@ class Identity:
 
     @property
     def mqtt_client_id(self) -> str:
-        """ "CLIENT/SITE/GATEWAY": unique fleet-wide (the identity rules make the triple unique, and "/" cannot
-        occur in an id, so no two triples join to the same string); also the gateway's certificate CN and MQTT
-        user name. A bare gateway id is not unique: GW-01 exists at many sites, and the broker drops the older
-        of two connections with one client id."""
+        """The gateway's MQTT client id, CLIENT/SITE/GATEWAY, also its certificate CN and MQTT user name.
+
+        Unique fleet-wide: the identity rules make the triple unique, and "/" cannot occur in an id. A bare
+        gateway id is not (GW-01 exists at many sites), and a broker drops the older of two connections that
+        share a client id.
+        """
         return f"{self.client_id}/{self.site_id}/{self.gateway_id}"
 
 
