@@ -9,7 +9,6 @@ to ``REGISTRARS``. Exit codes: 0 ok, 2 invalid config or usage (argparse's own c
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,9 +35,7 @@ def load_or_report(path: Path) -> Config | None:
     try:
         return load_config(path)
     except ConfigError as exc:
-        print(f"{path}: {len(exc.errors)} error(s)", file=sys.stderr)
-        for error in exc.errors:
-            print(f"  {error}", file=sys.stderr)
+        exc.report(path)
         return None
 
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ironlink_agent.config_fields import REQUIRED, ConfigError, Fields, parse_yaml
+from ironlink_agent.config_fields import REQUIRED, ConfigError, Fields, read_config_file
 from ironlink_agent.config_inputs import (
     METRIC_TYPES,
     MetricSpec,
@@ -50,7 +50,6 @@ MiB = 1024 * 1024
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_CHOICES = LOG_LEVELS + tuple(level.lower() for level in LOG_LEVELS)
 UNKNOWN_METRICS = ("reject", "accept")
-MAX_CONFIG_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -135,20 +134,7 @@ TOP_KEYS = (
 
 def load_config(path: Path, environ: Mapping[str, str] = os.environ) -> Config:
     """Read, parse and validate a config file. Raises ConfigError with every error found."""
-    try:
-        with Path(path).open("rb") as fh:
-            raw = fh.read(MAX_CONFIG_BYTES + 1)
-    except OSError as exc:
-        raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
-    if len(raw) > MAX_CONFIG_BYTES:
-        raise ConfigError([f"{path}: larger than {MAX_CONFIG_BYTES} bytes"])
-    try:
-        text = raw.decode()
-    except UnicodeDecodeError:
-        raise ConfigError([f"{path}: not UTF-8"]) from None
-    data, errors = parse_yaml(text, str(path))
-    if data is None and errors:
-        raise ConfigError(errors)
+    data, errors = read_config_file(path)
     return parse_config(data, environ, errors)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import yaml
 
 REQUIRED: Any = object()
+MAX_CONFIG_BYTES = 1024 * 1024
 
 
 class ConfigError(Exception):
@@ -25,6 +27,12 @@ class ConfigError(Exception):
     def __init__(self, errors: list[str]) -> None:
         super().__init__("\n".join(errors))
         self.errors = errors
+
+    def report(self, path: Path) -> None:
+        """Print every error to stderr, the way each ``check-config`` command shows them."""
+        print(f"{path}: {len(self.errors)} error(s)", file=sys.stderr)
+        for error in self.errors:
+            print(f"  {error}", file=sys.stderr)
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -199,3 +207,26 @@ class Fields:
 def getenv_mapping() -> Mapping[str, str]:
     """The process environment (a function so defaults are not frozen at import)."""
     return os.environ
+
+
+def read_config_file(path: Path) -> tuple[object, list[str]]:
+    """Read a YAML config with a size bound and parse it; unreadable or unparseable raises ConfigError.
+
+    Returns the document and the parse errors that still leave a document (duplicate keys), so the caller's
+    validation can report them together with its own.
+    """
+    try:
+        with Path(path).open("rb") as fh:
+            raw = fh.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError([f"{path}: larger than {MAX_CONFIG_BYTES} bytes"])
+    try:
+        text = raw.decode()
+    except UnicodeDecodeError:
+        raise ConfigError([f"{path}: not UTF-8"]) from None
+    data, errors = parse_yaml(text, str(path))
+    if data is None and errors:
+        raise ConfigError(errors)
+    return data, errors

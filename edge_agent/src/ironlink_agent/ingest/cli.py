@@ -28,9 +28,7 @@ def _load(path: Path) -> IngestConfig | None:
     try:
         return load_config(path)
     except ConfigError as exc:
-        print(f"{path}: {len(exc.errors)} error(s)", file=sys.stderr)
-        for error in exc.errors:
-            print(f"  {error}", file=sys.stderr)
+        exc.report(path)
         return None
 
 

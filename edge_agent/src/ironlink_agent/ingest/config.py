@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ironlink_agent.config import LOG_CHOICES, MAX_CONFIG_BYTES, TlsConfig
-from ironlink_agent.config_fields import REQUIRED, ConfigError, Fields, parse_yaml
+from ironlink_agent.config import LOG_CHOICES, TlsConfig
+from ironlink_agent.config_fields import REQUIRED, ConfigError, Fields, read_config_file
 from ironlink_agent.contract.model import is_valid_id
 
 __all__ = [
@@ -141,20 +141,7 @@ HEALTH_KEYS = ("http_host", "http_port")
 
 def load_config(path: Path, environ: Mapping[str, str] = os.environ) -> IngestConfig:
     """Read, parse and validate a config file. Raises ConfigError with every error found."""
-    try:
-        with Path(path).open("rb") as fh:
-            raw = fh.read(MAX_CONFIG_BYTES + 1)
-    except OSError as exc:
-        raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
-    if len(raw) > MAX_CONFIG_BYTES:
-        raise ConfigError([f"{path}: larger than {MAX_CONFIG_BYTES} bytes"])
-    try:
-        text = raw.decode()
-    except UnicodeDecodeError:
-        raise ConfigError([f"{path}: not UTF-8"]) from None
-    data, errors = parse_yaml(text, str(path))
-    if data is None and errors:
-        raise ConfigError(errors)
+    data, errors = read_config_file(path)
     return parse_config(data, environ, errors)
 
 
