@@ -9,6 +9,8 @@ logs=.cache/molecule
 mkdir -p "$logs"
 if (($#)); then scenarios=("$@"); else
   mapfile -t scenarios < <(find molecule -mindepth 2 -maxdepth 2 -name molecule.yml -printf '%h\n' | xargs -n1 basename | sort)
+  # The longest scenario first, so it does not start last and run alone.
+  mapfile -t scenarios < <(printf '%s\n' "${scenarios[@]}" | grep -x cloud_fleet; printf '%s\n' "${scenarios[@]}" | grep -vx cloud_fleet)
 fi
 
 run_one() {

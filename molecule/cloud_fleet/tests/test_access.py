@@ -1,0 +1,112 @@
+"""Who may talk to the cloud: refused connections, and gateway A trying to write as client B (denied by the
+broker's ACL in B's tree; dead-lettered as spoofing by the ingest in its own tree). None of it is stored."""
+
+from __future__ import annotations
+
+import secrets
+import socket
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from fleet import (
+    CLOUD_IP,
+    GW_A,
+    GW_B,
+    MTLS_PORT,
+    PASSWORD_PORT,
+    ca_cert,
+    credentials,
+    metric_sum,
+    metrics,
+    rows,
+)
+from ironlink_agent.contract import wire
+from ironlink_agent.contract.model import Identity, Reading
+from mqtt_tls import Client, foreign_certificate, refused
+
+pytestmark = pytest.mark.timeout(300)
+NOT_AUTHORIZED = 135
+KEY_PASSWORD = secrets.token_hex(12)  # of the foreign test key; gateway keys are not used from here
+B_IDENTITY = Identity("ZAM-WELD", "SITE-A", "GW-01", "prod", "zam-weld-site-a-gw-01")
+
+
+def password(gateway: str) -> str:
+    return credentials()["gateways"][gateway]
+
+
+def connect(port: int, username: str | None = None, secret: str | None = None, **files: Path) -> Client:
+    return Client(CLOUD_IP, port, username, secret, ca=ca_cert(), key_password=KEY_PASSWORD, **files)
+
+
+def batch(identity: Identity, machine: str) -> bytes:
+    ts = int(time.time() * 1000)
+    rows_ = [(s, wire.pack_reading(Reading(machine, ts + s, {"temperature": 99.5}))) for s in range(1, 11)]
+    return wire.encode_batch(identity, f"spoof{uuid.uuid4().hex[:8]}", rows_)
+
+
+def test_plaintext_mqtt_is_refused() -> None:
+    with pytest.raises(ConnectionRefusedError):  # no plaintext listener outside dev
+        socket.create_connection((CLOUD_IP, 1883), timeout=5).close()
+    # an MQTT CONNECT in clear on the TLS port gets no CONNACK
+    connect_packet = bytes([0x10, 12, 0, 4]) + b"MQTT" + bytes([4, 2, 0, 30, 0, 0])
+    with socket.create_connection((CLOUD_IP, PASSWORD_PORT), timeout=5) as sock:
+        sock.sendall(connect_packet)
+        try:
+            answer = sock.recv(4)
+        except (ConnectionResetError, TimeoutError):
+            answer = b""
+    assert not answer.startswith(b"\x20"), answer
+
+
+def test_gateway_password_works_and_a_wrong_one_is_refused() -> None:
+    good = connect(PASSWORD_PORT, GW_A, password(GW_A))
+    assert good.ok, (good.connack, good.error)
+    good.close()
+    assert refused(connect(PASSWORD_PORT, GW_A, password(GW_A) + "x"))
+    assert refused(connect(PASSWORD_PORT, GW_A, password(GW_B)))  # another gateway's password
+
+
+def test_mtls_listener_refuses_no_certificate_and_a_foreign_one(tmp_path: Path) -> None:
+    assert refused(connect(MTLS_PORT, GW_B, password(GW_B)))
+    cert, key = foreign_certificate(tmp_path, GW_B, KEY_PASSWORD)
+    assert refused(connect(MTLS_PORT, cert=cert, key=key))
+
+
+def test_gateway_a_cannot_publish_into_client_b() -> None:
+    a = connect(PASSWORD_PORT, GW_A, password(GW_A))
+    assert a.ok, (a.connack, a.error)
+    try:
+        assert a.publish(f"ironlink/{GW_B}/telemetry", batch(B_IDENTITY, "SPOOF-ACL")) == NOT_AUTHORIZED
+    finally:
+        a.close()
+    time.sleep(5)
+    for client in ("ZAM-WELD", "ACME-PACK"):
+        assert rows("SELECT * FROM telemetry WHERE machine_id = 'SPOOF-ACL'", client) == []
+
+
+def test_claiming_client_b_in_own_tree_is_dead_lettered_as_spoofing() -> None:
+    before = sum(
+        metric_sum(metrics("cloud", port), "ironlink_ingest_rejected_total", 'reason="spoofed"')
+        for port in (9820, 9821)
+    )
+    a = connect(PASSWORD_PORT, GW_A, password(GW_A))
+    assert a.ok, (a.connack, a.error)
+    try:
+        assert (
+            a.publish(f"ironlink/{GW_A}/telemetry", batch(B_IDENTITY, "SPOOF-ID")) == 0
+        )  # the broker allows it
+    finally:
+        a.close()
+    deadline = time.monotonic() + 30
+    after = before
+    while after == before and time.monotonic() < deadline:
+        time.sleep(0.5)
+        after = sum(
+            metric_sum(metrics("cloud", port), "ironlink_ingest_rejected_total", 'reason="spoofed"')
+            for port in (9820, 9821)
+        )
+    assert after == before + 1
+    for client in ("ZAM-WELD", "ACME-PACK"):
+        assert rows("SELECT * FROM telemetry WHERE machine_id = 'SPOOF-ID'", client) == []

@@ -1,0 +1,65 @@
+"""The ingest as the cloud_ingest role deployed it: hardened instances, healthy, and a batch redelivered three
+times is stored once."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+from fleet import CLOUD_IP, GW_A, PASSWORD_PORT, ca_cert, credentials, health, host, rows, wait
+from ironlink_agent.contract import wire
+from ironlink_agent.contract.model import Identity, Reading
+from mqtt_tls import Client
+
+pytestmark = pytest.mark.timeout(300)
+A_IDENTITY = Identity("ACME-PACK", "PLANT-1", "GW-01", "prod", "acme-pack-plant-1-gw-01")
+
+
+@pytest.mark.parametrize("instance", [1, 2])
+def test_instances_run_and_are_healthy(instance: int) -> None:
+    cloud = host("cloud")
+    assert cloud.service(f"ironlink-ingest@{instance}").is_running
+    assert cloud.service(f"ironlink-ingest@{instance}").is_enabled
+    wait(lambda: health("cloud", 9819 + instance).get("status") == "ok", 30, f"instance {instance} healthy")
+    doc = health("cloud", 9819 + instance)
+    assert doc["instance"] == str(instance) and doc["broker_connected"] and doc["influx_up"]
+
+
+def test_runs_as_system_user_without_capabilities() -> None:
+    cloud = host("cloud")
+    pid = cloud.check_output("systemctl show -p MainPID --value ironlink-ingest@1")
+    assert "CapEff:\t0000000000000000" in cloud.file(f"/proc/{pid}/status").content_string
+    assert cloud.check_output(f"ps -o user= -p {pid}") == "ironlink-ingest"
+
+
+def test_config_is_not_world_readable() -> None:
+    f = host("cloud").file("/etc/ironlink/ingest.yml")
+    assert f.mode == 0o640 and f.user == "root" and f.group == "ironlink-ingest"
+
+
+def test_exposure_score() -> None:
+    out = host("cloud").check_output(
+        "systemd-analyze security ironlink-ingest@1.service --no-pager | tail -1"
+    )
+    score = float(out.split("exposure level for ironlink-ingest@1.service:")[1].split()[0])
+    assert score <= 2.0, out
+
+
+def test_a_batch_sent_three_times_is_stored_once() -> None:
+    machine = f"DUP-{uuid.uuid4().hex[:6].upper()}"
+    ts = int(time.time() * 1000)
+    readings = [
+        (s, wire.pack_reading(Reading(machine, ts + s, {"temperature": float(s)}))) for s in range(1, 101)
+    ]
+    payload = wire.encode_batch(A_IDENTITY, f"dup{uuid.uuid4().hex[:8]}", readings)
+    gateway = Client(CLOUD_IP, PASSWORD_PORT, GW_A, credentials()["gateways"][GW_A], ca=ca_cert())
+    assert gateway.ok, (gateway.connack, gateway.error)
+    try:
+        assert [gateway.publish(f"ironlink/{GW_A}/telemetry", payload) for _ in range(3)] == [0, 0, 0]
+    finally:
+        gateway.close()
+    query = f"SELECT count(temperature) FROM telemetry WHERE machine_id = '{machine}'"
+    wait(lambda: rows(query, "ACME-PACK"), 30, f"the points of {machine}", interval=0.5)
+    time.sleep(2)  # the copies, had they been written, would be in by now
+    assert rows(query, "ACME-PACK")[0]["count"] == 100
