@@ -9,11 +9,12 @@ export IRONLINK_TEST_IMAGE
 LAB_SSH=(ssh -n -i "$LAB_KEY" -o BatchMode=yes -o ConnectTimeout=3 -o StrictHostKeyChecking=no
   -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR)
 
-# "<inventory host> <address>" for every gateway of the lab inventory.
+# "<inventory host> <address>" for every host of the lab inventory, or of one group ($1).
 lab_hosts() {
   ansible-inventory -i inventories/lab --list |
     python3 -c 'import json,sys; d=json.load(sys.stdin); hv=d["_meta"]["hostvars"]
-for h in sorted(hv): print(h, hv[h]["ansible_host"])'
+def members(g): return d.get(g, {}).get("hosts", []) + [h for c in d.get(g, {}).get("children", []) for h in members(c)]
+for h in sorted(set(members(sys.argv[1]))): print(h, hv[h]["ansible_host"])' "${1:-all}"
 }
 
 lab_wait_ssh() {
