@@ -41,16 +41,23 @@ HELP: dict[str, str] = {
 _LabelKey = tuple[tuple[str, str], ...]
 
 
-def _escape(value: str) -> str:
+def escape_label(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def number(value: float) -> str:
+    """A sample value: integers without a decimal point."""
+    return str(int(value)) if value == int(value) else repr(value)
 
 
 class Metrics:
     """Counters (names ending in ``_total``) and gauges (everything else)."""
 
-    def __init__(self) -> None:
+    def __init__(self, prefix: str = PREFIX, help_texts: dict[str, str] | None = None) -> None:
         self._lock = threading.Lock()
         self._values: dict[str, dict[_LabelKey, float]] = {}
+        self.prefix = prefix
+        self._help = HELP if help_texts is None else help_texts
 
     def inc(self, name: str, amount: float = 1, **labels: str) -> None:
         key = tuple(sorted(labels.items()))
@@ -88,16 +95,25 @@ class Metrics:
         with self._lock:
             return sum(self._values.get(name, {}).values())
 
+    def header(self, name: str, kind: str) -> list[str]:
+        """The ``# HELP`` and ``# TYPE`` lines of one metric."""
+        full = self.prefix + name
+        return [f"# HELP {full} {self._help.get(name, name.replace('_', ' '))}", f"# TYPE {full} {kind}"]
+
     def render(self) -> str:
         with self._lock:
             snapshot = {name: dict(series) for name, series in self._values.items()}
         lines: list[str] = []
         for name in sorted(snapshot):
-            full = PREFIX + name
-            lines.append(f"# HELP {full} {HELP.get(name, name.replace('_', ' '))}")
-            lines.append(f"# TYPE {full} {'counter' if name.endswith('_total') else 'gauge'}")
+            full = self.prefix + name
+            lines += self.header(name, "counter" if name.endswith("_total") else "gauge")
             for key, value in sorted(snapshot[name].items()):
-                label_text = ",".join(f'{k}="{_escape(v)}"' for k, v in key)
-                rendered = repr(value) if value != int(value) else str(int(value))
-                lines.append(f"{full}{{{label_text}}} {rendered}" if label_text else f"{full} {rendered}")
+                label_text = ",".join(f'{k}="{escape_label(v)}"' for k, v in key)
+                series = f"{full}{{{label_text}}}" if label_text else full
+                lines.append(f"{series} {number(value)}")
+        lines += self.extra_lines()
         return "\n".join(lines) + "\n"
+
+    def extra_lines(self) -> list[str]:
+        """Series a subclass renders itself (histograms, tables), after the counters and gauges."""
+        return []

@@ -1,9 +1,5 @@
 """The ingest's Prometheus metrics: the agent's thread-safe ``Metrics`` store with the ``ironlink_ingest_``
-prefix, plus histograms and per-gateway gauges rendered from the fleet tracker (bounded label sets).
-
-``metrics.Metrics.render`` hard-codes the agent's prefix and help table, so ``render`` is overridden here
-(a ``prefix``/``help`` constructor argument upstream would remove the override).
-"""
+prefix, plus histograms and per-gateway gauges rendered from the fleet tracker (bounded label sets)."""
 
 from __future__ import annotations
 
@@ -11,7 +7,7 @@ import threading
 from bisect import bisect_left
 
 from ironlink_agent.ingest.fleet import Fleet
-from ironlink_agent.metrics import Metrics
+from ironlink_agent.metrics import Metrics, number
 
 PREFIX = "ironlink_ingest_"
 HELP: dict[str, str] = {
@@ -40,14 +36,6 @@ HELP: dict[str, str] = {
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _num(value: float) -> str:
-    return str(int(value)) if value == int(value) else repr(value)
-
-
 class Histogram:
     def __init__(self, buckets: tuple[float, ...] = LATENCY_BUCKETS) -> None:
         self.buckets = buckets
@@ -74,7 +62,7 @@ class Histogram:
         cumulative += counts[-1]
         lines += [
             f'{name}_bucket{{le="+Inf"}} {cumulative}',
-            f"{name}_sum {_num(total)}",
+            f"{name}_sum {number(total)}",
             f"{name}_count {cumulative}",
         ]
         return lines
@@ -82,43 +70,28 @@ class Histogram:
 
 class IngestMetrics(Metrics):
     def __init__(self, fleet: Fleet | None = None) -> None:
-        super().__init__()
+        super().__init__(PREFIX, HELP)
         self.fleet = fleet or Fleet()
         self.histograms = {"batch_latency_seconds": Histogram(), "write_latency_seconds": Histogram()}
 
     def observe(self, name: str, value: float) -> None:
         self.histograms[name].observe(value)
 
-    def _header(self, name: str, kind: str) -> list[str]:
-        return [
-            f"# HELP {PREFIX}{name} {HELP.get(name, name.replace('_', ' '))}",
-            f"# TYPE {PREFIX}{name} {kind}",
-        ]
-
-    def render(self) -> str:
-        with self._lock:
-            snapshot = {name: dict(series) for name, series in self._values.items()}
+    def extra_lines(self) -> list[str]:
         lines: list[str] = []
-        for name in sorted(snapshot):
-            lines += self._header(name, "counter" if name.endswith("_total") else "gauge")
-            for key, value in sorted(snapshot[name].items()):
-                label_text = ",".join(f'{k}="{_escape(v)}"' for k, v in key)
-                series = f"{PREFIX}{name}{{{label_text}}}" if label_text else f"{PREFIX}{name}"
-                lines.append(f"{series} {_num(value)}")
         for name, hist in sorted(self.histograms.items()):
-            lines += self._header(name, "histogram")
+            lines += self.header(name, "histogram")
             lines += hist.render(PREFIX + name)
-        lines += self._fleet_lines()
-        return "\n".join(lines) + "\n"
+        return lines + self._fleet_lines()
 
     def _fleet_lines(self) -> list[str]:
         gateways = self.fleet.snapshot()
-        lines = self._header("gateways_online", "gauge")
+        lines = self.header("gateways_online", "gauge")
         lines.append(f"{PREFIX}gateways_online {sum(1 for s in gateways.values() if s.online)}")
-        lines += self._header("gateways_tracked", "gauge")
+        lines += self.header("gateways_tracked", "gauge")
         lines.append(f"{PREFIX}gateways_tracked {len(gateways)}")
-        online = self._header("gateway_online", "gauge")
-        seen = self._header("gateway_last_seen_timestamp_seconds", "gauge")
+        online = self.header("gateway_online", "gauge")
+        seen = self.header("gateway_last_seen_timestamp_seconds", "gauge")
         for (client, site, gateway), state in sorted(gateways.items()):
             labels = f'client_id="{client}",site_id="{site}",gateway_id="{gateway}"'
             online.append(f"{PREFIX}gateway_online{{{labels}}} {1 if state.online else 0}")
