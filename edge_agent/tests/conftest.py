@@ -7,13 +7,13 @@ also when the test fails; on failure the agent and broker logs are attached to t
 
 from __future__ import annotations
 
-import re
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.fixtures import per_test_bench
 from support.programs import require
 
 
@@ -48,13 +48,5 @@ def stack(request: pytest.FixtureRequest, world_dir: Path, pki):
     from support.stack import Stack
 
     require("mosquitto", "mosquitto_passwd")
-    d = world_dir / re.sub(r"[^A-Za-z0-9_.-]", "_", request.node.name)[:80]
-    d.mkdir()
-    s = Stack(d, pki)
-    try:
+    with per_test_bench(request, world_dir, lambda d: Stack(d, pki), "agent and broker logs") as s:
         yield s
-    finally:
-        rep = getattr(request.node, "rep_call", None)
-        if rep is not None and rep.failed:
-            rep.sections.append(("agent and broker logs", s.diagnostics()))
-        s.close()

@@ -3,6 +3,8 @@
 MQTT v5 rather than 3.1.1: with 3.1.1 a broker that refuses a publish (ACL) still answers PUBACK, or
 Mosquitto drops it silently, so the agent would delete readings that never arrived. A v5 PUBACK carries
 a reason code; >= 0x80 (e.g. 135 not authorized) means not delivered, and the rows stay in the spool.
+A telemetry PUBACK 0x10 (no matching subscribers) is a success for MQTT but means nobody will store the
+batch (no ingest session exists, e.g. right after a broker restart): the rows stay too, and are re-sent.
 
 One paho client per connection attempt, with paho's own reconnect disabled: the agent owns the retry
 policy (capped exponential backoff with full jitter), and a fresh client after each failure starts from
@@ -43,6 +45,7 @@ LINGER_S = 0.02
 """Coalescing window after a send: at low rates readings wait up to this long to share a batch (and its
 PUBACK and spool delete), which cuts CPU per reading several-fold while staying well inside a 50 ms p99."""
 AUTH_REASONS = {134: "bad user name or password", 135: "not authorized", 140: "bad authentication method"}
+NO_MATCHING_SUBSCRIBERS = 0x10
 
 
 class ConnectFailed(Exception):
@@ -292,6 +295,9 @@ class Uplink:
         batch = session.inflight.pop(mid, None)
         self.metrics.set("uplink_inflight_batches", len(session.inflight))
         self._wake.set()
+        if batch is not None and rc.value == NO_MATCHING_SUBSCRIBERS:
+            self._no_consumer(session, batch.count)
+            return
         if rc.is_failure:
             topic = self.telemetry_topic if batch is not None else self.status_topic
             self.metrics.inc("uplink_publish_failures_total", reason=str(rc.value))
@@ -318,6 +324,22 @@ class Uplink:
         self.last_success = time.time()
         self.metrics.inc("readings_forwarded_total", batch.count)
         self.metrics.set("uplink_last_success_timestamp_seconds", self.last_success)
+
+    def _no_consumer(self, session: _Session, readings: int) -> None:
+        """The broker took the batch but had no subscriber for it: it is gone there, so keep the rows and
+        retry on a new connection after the usual backoff (the ingest resubscribes when it reconnects)."""
+        self.metrics.inc("uplink_publish_failures_total", reason=str(NO_MATCHING_SUBSCRIBERS))
+        self.last_error = f"no consumer subscribed to {self.telemetry_topic} (PUBACK 0x10)"
+        log.warning(
+            "cloud broker has no subscriber for telemetry (is the ingest connected?); readings kept",
+            extra={
+                "event": "uplink_no_subscribers",
+                "reason_code": NO_MATCHING_SUBSCRIBERS,
+                "topic": self.telemetry_topic,
+                "readings": readings,
+            },
+        )
+        self._on_lost(session, "no matching subscribers")
 
     # -- sending ---------------------------------------------------------------------------------
 

@@ -6,7 +6,6 @@ import time
 
 import pytest
 from ironlink_agent.inputs.registers import encode
-from support.publisher import LocalPublisher
 from support.scenario import schema_validator, seqs, state, wait
 from support.stack import IDENTITY, TOPIC_PREFIX
 
@@ -60,8 +59,7 @@ def test_mqtt_and_modbus_readings_arrive_in_contract_shape(stack):
     sim = stack.modbus_sim()
     cfg = stack.base_config(modbus=[plc_device(sim)])
     agent = stack.agent(cfg).start()
-    pub = LocalPublisher(stack.local.ports["mqtt"])
-    stack.on_close(pub.close)
+    pub = stack.publisher()
     now_ms = int(time.time() * 1000)
     pub.publish(*state(1, ts=now_ms - 5000, status="running"))
     pub.publish(*state(2, ts=(now_ms - 4000) / 1000))  # epoch seconds are accepted too
@@ -131,8 +129,7 @@ def test_failing_modbus_device_stalls_neither_mqtt_nor_other_device(stack):
 
     bad.stop()  # the device goes offline
     bad_stopped = time.time()
-    pub = LocalPublisher(stack.local.ports["mqtt"])
-    stack.on_close(pub.close)
+    pub = stack.publisher()
     for i in range(30):
         pub.publish(*state(i))
         time.sleep(0.1)

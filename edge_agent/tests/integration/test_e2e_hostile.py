@@ -9,7 +9,6 @@ import random
 import time
 
 import pytest
-from support.publisher import LocalPublisher
 from support.scenario import publish_states, seqs, wait
 from support.stack import ACCOUNTS, IDENTITY
 
@@ -65,8 +64,7 @@ def test_ten_thousand_hostile_payloads_are_dead_lettered_without_crash_or_leak(s
     cfg = stack.base_config()
     cfg["spool"]["dead_letter_max_rows"] = 2000
     agent = stack.agent(cfg).start()
-    pub = LocalPublisher(stack.local.ports["mqtt"])
-    stack.on_close(pub.close)
+    pub = stack.publisher()
     publish_states(pub, 0, 200)  # warm up the whole path before measuring memory
     stack.subscriber.wait_for(lambda s: len(set(seqs(s))) == 200, 20, "warm-up readings")
     time.sleep(1.0)
@@ -108,8 +106,7 @@ def _tls_failure_then_fix(
     bad = copy.deepcopy(good)
     bad["uplink"]["tls"].update(tls)
     agent = stack.agent(bad, password=password).start()
-    pub = LocalPublisher(stack.local.ports["mqtt"])
-    stack.on_close(pub.close)
+    pub = stack.publisher()
     publish_states(pub, 0, 300)
     wait(lambda: agent.metric("readings_accepted_total") >= 300, 20, "readings spooled")
     time.sleep(settle_s)  # a few reconnect attempts
@@ -166,8 +163,7 @@ def test_publish_outside_the_acl_is_not_lost_and_is_logged_clearly(stack):
     cfg["uplink"]["backoff_initial_s"] = 1.0
     cfg["uplink"]["backoff_max_s"] = 5.0
     agent = stack.agent(cfg).start()
-    pub = LocalPublisher(stack.local.ports["mqtt"])
-    stack.on_close(pub.close)
+    pub = stack.publisher()
     publish_states(pub, 0, 100)
     wait(lambda: agent.metric("readings_accepted_total") >= 100, 20, "readings spooled")
     time.sleep(4.0)

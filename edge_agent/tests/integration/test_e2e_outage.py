@@ -6,7 +6,6 @@ import collections
 import time
 
 import pytest
-from support.publisher import LocalPublisher
 from support.scenario import publish_states, seqs, wait
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
@@ -20,8 +19,7 @@ def test_outage_then_newest_first_then_backfill_oldest_first(stack):
     cfg = stack.base_config()
     cfg["uplink"]["batch_max_readings"] = 500
     agent = stack.agent(cfg).start()
-    pub = LocalPublisher(stack.local.ports["mqtt"])
-    stack.on_close(pub.close)
+    pub = stack.publisher()
     sub = stack.subscriber
 
     publish_states(pub, 0, 100)
@@ -59,8 +57,7 @@ def test_kill9_during_outage_loses_nothing_that_was_acked(stack):
     cfg["uplink"]["batch_max_readings"] = 500
     cfg["spool"]["commit_window_ms"] = 200
     agent = stack.agent(cfg).start()
-    pub = LocalPublisher(stack.local.ports["mqtt"])
-    stack.on_close(pub.close)
+    pub = stack.publisher()
     sub = stack.subscriber
 
     publish_states(pub, 0, 200)

@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import pytest
-from support.publisher import LocalPublisher
 from support.scenario import publish_states, seqs, wait
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
@@ -24,8 +23,7 @@ def test_spool_full_applies_the_policy_counts_and_stays_up(stack, policy):
     cfg["spool"]["full_policy"] = policy
     cfg["uplink"]["batch_max_readings"] = 2000
     agent = stack.agent(cfg).start()
-    pub = LocalPublisher(stack.local.ports["mqtt"])
-    stack.on_close(pub.close)
+    pub = stack.publisher()
     stack.cloud.stop()
     wait(lambda: agent.metric("uplink_connected") == 0, 15, "the outage to be noticed")
 
@@ -88,8 +86,7 @@ def test_disk_full_keeps_agent_up_and_recovers_without_loss(stack, tiny_fs):
     cfg["spool"]["path"] = str(tiny_fs / "spool.db")
     cfg["spool"]["min_free_bytes"] = 0  # exercise the real ENOSPC path, not the low-disk guard
     agent = stack.agent(cfg).start()
-    pub = LocalPublisher(stack.local.ports["mqtt"])
-    stack.on_close(pub.close)
+    pub = stack.publisher()
     sub = stack.subscriber
     stack.cloud.stop()  # readings must stay in the spool
     publish_states(pub, 0, 500)
@@ -120,8 +117,7 @@ def test_low_disk_guard_sheds_counted_readings_and_recovers(stack, tiny_fs):
     cfg["spool"]["path"] = str(tiny_fs / "spool.db")
     cfg["spool"]["min_free_bytes"] = 4 * MiB  # the tmpfs has 8 MiB
     agent = stack.agent(cfg).start()
-    pub = LocalPublisher(stack.local.ports["mqtt"])
-    stack.on_close(pub.close)
+    pub = stack.publisher()
     sub = stack.subscriber
     publish_states(pub, 0, 100)
     sub.wait_for(lambda s: len(set(seqs(s))) == 100, 20, "readings with enough disk")
@@ -150,8 +146,7 @@ def test_corrupt_spool_is_quarantined_and_a_fresh_spool_used(stack):
     spool = Path(cfg["spool"]["path"])
     spool.parent.mkdir(parents=True, exist_ok=True)
     agent = stack.agent(cfg).start()
-    pub = LocalPublisher(stack.local.ports["mqtt"])
-    stack.on_close(pub.close)
+    pub = stack.publisher()
     publish_states(pub, 0, 50)
     stack.subscriber.wait_for(lambda s: len(set(seqs(s))) == 50, 20, "first readings")
     assert agent.stop() == 0

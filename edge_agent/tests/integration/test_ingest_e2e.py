@@ -4,7 +4,6 @@ real process (``python -m ironlink_agent.ingest.cli run``), gateways publishing 
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 import time
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from ironlink_agent.contract.model import Identity
+from support.fixtures import per_test_bench
 from support.influxdb import InfluxServer
 from support.ingest_broker import (
     GATEWAYS,
@@ -84,16 +84,8 @@ class Bench:
 @pytest.fixture
 def bench(request: pytest.FixtureRequest, world_dir: Path, pki):
     require("mosquitto", "influxd")
-    d = world_dir / re.sub(r"[^A-Za-z0-9_.-]", "_", request.node.name)[:80]
-    d.mkdir()
-    b = Bench(d, pki)
-    try:
+    with per_test_bench(request, world_dir, lambda d: Bench(d, pki), "ingest, broker and influxd logs") as b:
         yield b
-    finally:
-        rep = getattr(request.node, "rep_call", None)
-        if rep is not None and rep.failed:
-            rep.sections.append(("ingest, broker and influxd logs", b.diagnostics()))
-        b.close()
 
 
 def test_two_clients_land_in_their_own_databases_with_tags(bench: Bench) -> None:

@@ -7,7 +7,6 @@ import contextlib
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -17,6 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import yaml
+
+from . import procs
 
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 AGENT_CMD = [sys.executable, "-m", "ironlink_agent", "run", "--config"]
@@ -98,26 +99,19 @@ class AgentProcess:
 
     @property
     def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        return procs.running(self.proc)
 
     def kill9(self) -> None:
+        """SIGKILL the group (a crash); raises if it is not gone within 10 s."""
         if self.alive:
             assert self.proc is not None
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
+            procs.kill(self.proc, check=True)
 
     def stop(self, timeout: float = 15.0) -> int | None:
         """SIGTERM, then SIGKILL after ``timeout``; returns the exit code."""
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.kill9()
+        procs.terminate(self.proc, timeout, group=False, check=True)
         return self.proc.poll()
 
     # -- observation ----------------------------------------------------------------------------------

@@ -10,11 +10,9 @@ credentials while no user exists). Stop/kill is by PID, also when a test fails.
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import time
 import urllib.error
@@ -24,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import procs
 from .modbus_sim import free_port
 
 INFLUXD = shutil.which("influxd") or "/usr/bin/influxd"
@@ -90,7 +89,7 @@ class InfluxError(RuntimeError):
 
 
 @dataclass
-class InfluxServer:
+class InfluxServer(procs.ProcessOwner):
     dir: Path
     http_port: int = field(default_factory=free_port)
     rpc_port: int = field(default_factory=free_port)
@@ -132,30 +131,8 @@ class InfluxServer:
         self._request("POST", "/query", {"q": q}, auth=None)
 
     def stop(self, timeout: float = 15.0) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self.proc = None
-
-    def kill(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(10)
-        self.proc = None
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        """SIGTERM to the group, SIGKILL after ``timeout``."""
+        self._terminate(timeout, group=True)
 
     def log(self) -> str:
         try:

@@ -1,10 +1,11 @@
 """A cloud broker for the ingest tests: several gateway accounts (one topic tree each), an ingest account.
 
 A3's ``mosquitto.cloud_broker`` has a single gateway account; the ingest needs gateways of two clients
-and a second gateway of the same client (spoofing), so this builds its own config on A3's ``Broker``
-process wrapper. Listeners: TLS (client certificate *and* password, the ingest's way in) and a plain
-password listener on loopback for the test publishers (the ACL applies to both). No per-session queue
-limit (``max_queued_messages 0``): the ingest's session must hold everything published during an outage.
+and a second gateway of the same client (spoofing), so this is ``mosquitto.secure_broker`` with its own
+accounts and ACL (and a larger ``max_packet_size``). Listeners: TLS (client certificate *and* password,
+the ingest's way in) and a plain password listener on loopback for the test publishers (the ACL applies
+to both). No per-session queue limit (``max_queued_messages 0``): the ingest's session must hold
+everything published during an outage.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -28,9 +28,9 @@ from ironlink_agent.contract import wire
 from ironlink_agent.contract.model import Identity, Reading
 from paho.mqtt.enums import CallbackAPIVersion
 
+from . import procs
 from .certs import Pki
-from .modbus_sim import free_port
-from .mosquitto import MOSQUITTO_PASSWD, Broker, _chown_mosquitto, _log_file
+from .mosquitto import Broker, secure_broker
 
 INGEST_USER = "ingest"
 INGEST_PASSWORD = "ingest-s3cret-pw"
@@ -57,53 +57,12 @@ GATEWAYS = (
 
 
 def ingest_broker(d: Path, pki: Pki, gateways: tuple[GatewayAccount, ...] = GATEWAYS) -> Broker:
-    d.mkdir(parents=True, exist_ok=True)
-    d.chmod(0o755)
-    passwd = d / "passwd"
-    passwd.write_text("")
-    for user, password in [(INGEST_USER, INGEST_PASSWORD)] + [(g.user, g.password) for g in gateways]:
-        subprocess.run([MOSQUITTO_PASSWD, "-b", str(passwd), user, password], check=True, timeout=10)
-    passwd.chmod(0o644)
-    acl = d / "acl"
-    acl.write_text(
+    users = [(INGEST_USER, INGEST_PASSWORD)] + [(g.user, g.password) for g in gateways]
+    acl = (
         "".join(f"user {g.user}\ntopic write {g.prefix}/#\n\n" for g in gateways)
         + f"user {INGEST_USER}\ntopic read ironlink/#\n"
     )
-    acl.chmod(0o644)
-    data = d / "data"
-    data.mkdir(exist_ok=True)
-    _chown_mosquitto(data)
-    tls_port, plain_port = free_port(), free_port()
-    log = _log_file(d)
-    conf = f"""\
-per_listener_settings false
-allow_anonymous false
-password_file {passwd}
-acl_file {acl}
-persistence true
-persistence_location {data}/
-autosave_interval 1
-log_dest file {log}
-log_type error
-log_type warning
-log_type notice
-log_type information
-log_type subscribe
-connection_messages true
-max_queued_messages 0
-max_queued_bytes 0
-max_inflight_messages 100
-max_packet_size 10000000
-listener {tls_port} 127.0.0.1
-cafile {pki.ca_cert}
-certfile {pki.server_cert}
-keyfile {pki.server_key}
-require_certificate true
-use_identity_as_username false
-tls_version tlsv1.2
-listener {plain_port} 127.0.0.1
-"""
-    return Broker("ingest-cloud", d, conf, {"tls": tls_port, "plain": plain_port})
+    return secure_broker("ingest-cloud", d, pki, users, acl, max_packet_size=10_000_000)
 
 
 # -- the ingest worker as a real process, and gateway-side publishers ---------------------------------
@@ -220,7 +179,7 @@ def ingest_env() -> dict[str, str]:
     return {**os.environ, "INGEST_BROKER_PASSWORD": INGEST_PASSWORD}
 
 
-class IngestProcess:
+class IngestProcess(procs.ProcessOwner):
     """``ironlink-ingest run`` as a subprocess (python -m, the venv's interpreter); stop is SIGTERM by PID."""
 
     def __init__(self, config: Path, instance: str, log_dir: Path) -> None:
@@ -297,26 +256,8 @@ class IngestProcess:
         return total
 
     def stop(self, timeout: float = 20.0) -> int | None:
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        rc = self.proc.returncode if self.proc else None
-        self.proc = None
-        return rc
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(10)
-        self.proc = None
+        """SIGTERM to the group, SIGKILL after ``timeout``; the exit code, None when it had to be killed."""
+        return self._terminate(timeout, group=True)
 
 
 def wait_until(predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.1) -> None:

@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -246,10 +245,9 @@ class ModbusSimProcess:
             self._control = None
             self._buffer = b""
         if self.proc is not None:
-            if self.proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
+            from . import procs  # not at the top: this file also runs as a script (the simulator process)
+
+            procs.kill(self.proc, check=True)
             if self.proc.stdout:
                 self.proc.stdout.close()
             self.proc = None

@@ -4,7 +4,8 @@
 - ``cloud_broker``: the cloud side: a TLS listener requiring client certificates *and* a password
   (the agent's way in), a plain password-only listener on loopback for the test's ingest subscriber, an ACL
   that confines the gateway user to ``ironlink/<client>/<site>/<gateway>/#``, and persistence so a stop/start
-  (outage) keeps the subscriber's QoS 1 session and queue.
+  (outage) keeps the subscriber's QoS 1 session and queue. ``secure_broker`` builds it from accounts and
+  an ACL; the ingest tests' broker (``ingest_broker``) is the same with other accounts.
 
 Mosquitto started as root drops to user ``mosquitto``; every file it reads is made world-readable and its
 persistence directory is owned by that user. Its log goes to a file the test can read. Stop/kill is by PID.
@@ -12,17 +13,17 @@ persistence directory is owned by that user. Its log goes to a file the test can
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pwd
 import shutil
-import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import procs
 from .certs import Pki
 from .modbus_sim import free_port
 
@@ -53,7 +54,7 @@ def _chown_mosquitto(path: Path) -> None:
 
 
 @dataclass
-class Broker:
+class Broker(procs.ProcessOwner):
     name: str
     dir: Path
     conf: str
@@ -94,35 +95,12 @@ class Broker:
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Graceful stop (SIGTERM: persistence is saved), SIGKILL after ``timeout``."""
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self.proc = None
-
-    def kill(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(10)
-        self.proc = None
+        """Graceful stop (SIGTERM to mosquitto itself: persistence is saved), SIGKILL after ``timeout``."""
+        self._terminate(timeout, group=False)
 
     def restart(self) -> None:
         self.stop()
         self.start()
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
 
     def log(self) -> str:
         try:
@@ -146,6 +124,25 @@ def _log_file(d: Path) -> Path:
     return path
 
 
+def _logging(log: Path) -> str:
+    """Config lines logging to ``log``, with connections and subscriptions: tests wait for those lines."""
+    types = [f"log_type {t}" for t in ("error", "warning", "notice", "information", "subscribe")]
+    return "\n".join([f"log_dest file {log}", *types, "connection_messages true"])
+
+
+def _write_accounts(d: Path, users: Iterable[tuple[str, str]], acl: str) -> tuple[Path, Path]:
+    """The ``passwd`` (hashed by mosquitto_passwd) and ``acl`` files in ``d``, readable by user mosquitto."""
+    passwd = d / "passwd"
+    passwd.write_text("")
+    for user, password in users:
+        subprocess.run([MOSQUITTO_PASSWD, "-b", str(passwd), user, password], check=True, timeout=10)
+    passwd.chmod(0o644)
+    acl_path = d / "acl"
+    acl_path.write_text(acl)
+    acl_path.chmod(0o644)
+    return passwd, acl_path
+
+
 @dataclass(frozen=True)
 class CloudAccounts:
     gateway_user: str
@@ -164,13 +161,7 @@ def local_broker(d: Path) -> Broker:
 per_listener_settings false
 allow_anonymous true
 persistence false
-log_dest file {log}
-log_type error
-log_type warning
-log_type notice
-log_type information
-log_type subscribe
-connection_messages true
+{_logging(log)}
 max_queued_messages 200000
 max_inflight_messages 100
 listener {port} 127.0.0.1
@@ -178,26 +169,15 @@ listener {port} 127.0.0.1
     return Broker("local", d, conf, {"mqtt": port})
 
 
-def cloud_broker(d: Path, pki: Pki, accounts: CloudAccounts) -> Broker:
+def secure_broker(
+    name: str, d: Path, pki: Pki, users: Iterable[tuple[str, str]], acl: str, *, max_packet_size: int
+) -> Broker:
+    """A cloud-side broker: password ``users`` confined by ``acl``; persistence with no queue limit, so an
+    outage loses no session or message; a TLS listener that also requires a client certificate (``tls``)
+    and a password-only one (``plain``), both on loopback."""
     d.mkdir(parents=True, exist_ok=True)
     d.chmod(0o755)
-    passwd = d / "passwd"
-    passwd.write_text("")
-    for user, password in (
-        (accounts.gateway_user, accounts.gateway_password),
-        (accounts.ingest_user, accounts.ingest_password),
-    ):
-        subprocess.run([MOSQUITTO_PASSWD, "-b", str(passwd), user, password], check=True, timeout=10)
-    passwd.chmod(0o644)
-    acl = d / "acl"
-    acl.write_text(
-        f"user {accounts.gateway_user}\n"
-        f"topic write {accounts.topic_prefix}/#\n"
-        f"topic read {accounts.topic_prefix}/cmd/#\n"
-        f"\nuser {accounts.ingest_user}\n"
-        "topic read ironlink/#\n"
-    )
-    acl.chmod(0o644)
+    passwd, acl_path = _write_accounts(d, users, acl)
     data = d / "data"
     data.mkdir(exist_ok=True)
     _chown_mosquitto(data)
@@ -207,21 +187,15 @@ def cloud_broker(d: Path, pki: Pki, accounts: CloudAccounts) -> Broker:
 per_listener_settings false
 allow_anonymous false
 password_file {passwd}
-acl_file {acl}
+acl_file {acl_path}
 persistence true
 persistence_location {data}/
 autosave_interval 1
-log_dest file {log}
-log_type error
-log_type warning
-log_type notice
-log_type information
-log_type subscribe
-connection_messages true
+{_logging(log)}
 max_queued_messages 0
 max_queued_bytes 0
 max_inflight_messages 100
-max_packet_size 4000000
+max_packet_size {max_packet_size}
 listener {tls_port} 127.0.0.1
 cafile {pki.ca_cert}
 certfile {pki.server_cert}
@@ -231,4 +205,19 @@ use_identity_as_username false
 tls_version tlsv1.2
 listener {plain_port} 127.0.0.1
 """
-    return Broker("cloud", d, conf, {"tls": tls_port, "plain": plain_port})
+    return Broker(name, d, conf, {"tls": tls_port, "plain": plain_port})
+
+
+def cloud_broker(d: Path, pki: Pki, accounts: CloudAccounts) -> Broker:
+    users = [
+        (accounts.gateway_user, accounts.gateway_password),
+        (accounts.ingest_user, accounts.ingest_password),
+    ]
+    acl = (
+        f"user {accounts.gateway_user}\n"
+        f"topic write {accounts.topic_prefix}/#\n"
+        f"topic read {accounts.topic_prefix}/cmd/#\n"
+        f"\nuser {accounts.ingest_user}\n"
+        "topic read ironlink/#\n"
+    )
+    return secure_broker("cloud", d, pki, users, acl, max_packet_size=4_000_000)

@@ -15,6 +15,7 @@ from .certs import Pki
 from .cloud import CloudSubscriber
 from .modbus_sim import ModbusSimProcess, free_port
 from .mosquitto import Broker, CloudAccounts, cloud_broker, local_broker
+from .publisher import LocalPublisher
 
 IDENTITY = {
     "client_id": "ACME",
@@ -163,6 +164,12 @@ class Stack:
                 tail = agent.log_text()[-3000:]
                 raise RuntimeError(f"agent did not subscribe on the local broker:\n{tail}")
             time.sleep(0.02)
+
+    def publisher(self, **kw: Any) -> LocalPublisher:
+        """A machine publishing on the local broker, disconnected at ``close()``."""
+        pub = LocalPublisher(self.local.ports["mqtt"], **kw)
+        self.on_close(pub.close)
+        return pub
 
     def rewrite_config(self, agent: AgentProcess, config: dict) -> None:
         write_config(agent.config_path, config)

@@ -88,6 +88,16 @@ def run(coro, timeout=20):
     return asyncio.run(asyncio.wait_for(coro, timeout))
 
 
+async def poll_one(dev: ModbusDeviceConfig, **kw) -> tuple[Reading | None, Sink, Metrics]:
+    """One poll as the poller's loop does it (connect, poll, release), with its sink and metrics."""
+    sink, metrics = Sink(), Metrics()
+    poller = modbus_input.DevicePoller(dev, sink, metrics, asyncio.Event(), **kw)
+    assert await poller._ensure_connected()
+    reading = await poller.poll_once()
+    poller.release()
+    return reading, sink, metrics
+
+
 def test_poll_decodes_every_type_in_coalesced_blocks():
     async def scenario():
         async with SimServer() as sim:
@@ -132,14 +142,7 @@ def test_failed_block_is_rejected_and_counted_other_blocks_delivered():
                 reg("beyond_a", "holding", 200),
                 reg("beyond_b", "holding", 201),
             ]
-            sink, metrics = Sink(), Metrics()
-            poller = modbus_input.DevicePoller(
-                device(port=sim.port, registers=maps), sink, metrics, asyncio.Event()
-            )
-            assert await poller._ensure_connected()
-            reading = await poller.poll_once()
-            poller.release()
-            return reading, sink, metrics
+            return await poll_one(device(port=sim.port, registers=maps))
 
     reading, sink, metrics = run(scenario())
     assert reading.metrics == {"ok_value": 42}
@@ -156,16 +159,9 @@ def test_non_finite_value_is_dead_lettered_with_raw_registers():
         async with SimServer() as sim:
             sim.set("holding", 0, [0x7FC0, 0x0000, 7])  # float32 NaN, then a good uint16
             maps = [reg("temp", "holding", 0, "float32"), reg("count", "holding", 2)]
-            sink, metrics = Sink(), Metrics()
-            poller = modbus_input.DevicePoller(
-                device(port=sim.port, registers=maps), sink, metrics, asyncio.Event()
-            )
-            assert await poller._ensure_connected()
-            reading = await poller.poll_once()
-            poller.release()
-            return reading, sink
+            return await poll_one(device(port=sim.port, registers=maps))
 
-    reading, sink = run(scenario())
+    reading, sink, _ = run(scenario())
     assert reading.metrics == {"count": 7}
     [rejected] = sink.rejected
     assert rejected.reason == "modbus_decode_error"
@@ -317,14 +313,9 @@ def test_rtu_over_a_pty_pair():
                     registers=maps,
                     timeout_s=1.0,
                 )
-                sink, metrics = Sink(), Metrics()
-                poller = modbus_input.DevicePoller(dev, sink, metrics, asyncio.Event())
-                assert await poller._ensure_connected()
-                reading = await poller.poll_once()
-                poller.release()
-                return reading, sink
+                return await poll_one(dev)
 
-        reading, sink = run(scenario())
+        reading, sink, _ = run(scenario())
     assert sink.rejected == []
     assert reading.metrics == {"temp": -2.5, "run": True}
 
@@ -339,13 +330,7 @@ def test_catalogue_types_and_bounds_apply_through_the_normaliser():
         async with SimServer() as sim:
             sim.set("holding", 0, [1500, temp_raw])
             maps = [reg("rpm", "holding", 0, scale=1.0), reg("temperature", "holding", 1, "int16", scale=0.1)]
-            sink = Sink()
-            poller = modbus_input.DevicePoller(
-                device(port=sim.port, registers=maps), sink, Metrics(), asyncio.Event(), normaliser=normaliser
-            )
-            assert await poller._ensure_connected()
-            await poller.poll_once()
-            poller.release()
+            _, sink, _ = await poll_one(device(port=sim.port, registers=maps), normaliser=normaliser)
             return sink
 
     ok = run(scenario(215))

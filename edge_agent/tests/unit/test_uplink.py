@@ -224,6 +224,27 @@ def test_acl_refusal_keeps_rows(tmp_path, broker, pki, caplog):
         h.close()
 
 
+def test_no_subscriber_keeps_rows_until_a_consumer_subscribes(tmp_path, broker, pki, caplog):
+    """PUBACK 0x10 (no matching subscribers): the broker dropped the batch; the rows stay and are re-sent."""
+    h = Harness(tmp_path, uplink_cfg(broker, pki)).start()
+    ingest = None
+    try:
+        with caplog.at_level(logging.WARNING):
+            h.spool.submit(readings(10))
+            wait_for(lambda: h.metrics.get("uplink_publish_failures_total", reason="16") >= 1)
+        assert h.spool.snapshot().depth == 10
+        assert h.metrics.get("readings_forwarded_total") == 0
+        assert any(getattr(r, "event", "") == "uplink_no_subscribers" for r in caplog.records)
+        ingest = Ingest(broker.ports["plain"])
+        assert len({d["message_id"] for d in ingest.wait_docs(10)}) == 10
+        wait_for(lambda: h.spool.snapshot().depth == 0)
+        assert h.metrics.get("readings_forwarded_total") == 10
+    finally:
+        h.close()
+        if ingest is not None:
+            ingest.close()
+
+
 def test_identity_outside_acl_is_logged_and_backs_off(tmp_path, broker, pki, caplog):
     """Mosquitto answers PUBACK 135 to the status publish and closes the connection: say so, back off."""
     h = Harness(tmp_path, uplink_cfg(broker, pki, backoff_initial_s=0.05, backoff_max_s=5))
