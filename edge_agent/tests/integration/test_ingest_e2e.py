@@ -229,7 +229,9 @@ def test_influxdb_outage_loses_nothing(bench: Bench) -> None:
         g.wait_acked()
     assert w.metric("influx_up") == 0
     assert w.metric("write_errors_total", reason="unavailable") >= 1
-    assert w.metric("inflight_messages") <= 16  # the broker holds the rest (receive maximum)
+    # The broker holds the rest (ReceiveMaximum 16). Mosquitto 2.0.11 now and then sends a few more than the
+    # maximum (19 seen in about one run of six), so the bound checked is back-pressure, not the exact quota.
+    assert w.metric("inflight_messages") <= 2 * 16 < sum(sent.values()) / 50
     health = json.loads(w.get("/health"))
     assert health["status"] == "degraded"
     bench.influx.start()
