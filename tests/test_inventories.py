@@ -40,4 +40,24 @@ def test_example_fleet_shape():
     clients = [g for g in inv if g.startswith("client_")]
     sites = [g for g in inv if g.startswith("site_")]
     assert len(clients) == 2 and len(sites) == 3
-    assert len(inv["_meta"]["hostvars"]) == 4
+    assert len(inv["_meta"]["hostvars"]) == 6  # 4 gateways, 2 cloud hosts
+    assert sorted(inv["cloud"]["children"]) == ["brokers", "ingest", "storage"]
+    assert inv["brokers"]["hosts"] == ["cloud-mqtt-01"]
+    assert inv["storage"]["hosts"] == inv["ingest"]["hosts"] == ["cloud-tsdb-01"]
+
+
+@pytest.mark.parametrize("inventory", ["lab", "example"])
+def test_cloud_playbook_targets_the_cloud_groups(inventory):
+    """cloud.yml parses against each inventory and each play targets its group (nothing is contacted)."""
+    run = subprocess.run(
+        ["ansible-playbook", "-i", f"inventories/{inventory}", "playbooks/cloud.yml", "--list-hosts"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    plays = [line.strip() for line in run.stdout.splitlines() if line.strip().startswith("play #")]
+    targets = [p.split("(")[1].split(")")[0] for p in plays]
+    assert targets == ["gateways", "localhost", "brokers", "storage", "ingest"], run.stdout
