@@ -10,12 +10,12 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("inventory, gateways", [("lab", 2), ("example", 4)])
-def test_inventory_identities_are_valid_and_unique(inventory, gateways):
+def playbook(inventory: str, path: str, *args: str) -> subprocess.CompletedProcess:
+    """ansible-playbook from the project root with its ansible.cfg and no IRONLINK_* overrides; must pass."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("IRONLINK_")}
     env["ANSIBLE_CONFIG"] = str(ROOT / "ansible.cfg")
     run = subprocess.run(
-        ["ansible-playbook", "-i", f"inventories/{inventory}", "playbooks/gateway/identity.yml"],
+        ["ansible-playbook", "-i", f"inventories/{inventory}", path, *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -24,6 +24,12 @@ def test_inventory_identities_are_valid_and_unique(inventory, gateways):
         check=False,
     )
     assert run.returncode == 0, run.stdout + run.stderr
+    return run
+
+
+@pytest.mark.parametrize("inventory, gateways", [("lab", 2), ("example", 4)])
+def test_inventory_identities_are_valid_and_unique(inventory, gateways):
+    run = playbook(inventory, "playbooks/gateway/identity.yml")
     assert run.stdout.count("ok=1") == gateways, run.stdout
 
 
@@ -49,15 +55,7 @@ def test_example_fleet_shape():
 @pytest.mark.parametrize("inventory", ["lab", "example"])
 def test_cloud_playbook_targets_the_cloud_groups(inventory):
     """cloud.yml parses against each inventory and each play targets its group (nothing is contacted)."""
-    run = subprocess.run(
-        ["ansible-playbook", "-i", f"inventories/{inventory}", "playbooks/cloud.yml", "--list-hosts"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert run.returncode == 0, run.stdout + run.stderr
+    run = playbook(inventory, "playbooks/cloud.yml", "--list-hosts")
     plays = [line.strip() for line in run.stdout.splitlines() if line.strip().startswith("play #")]
     targets = [p.split("(")[1].split(")")[0] for p in plays]
     assert targets == ["gateways", "localhost", "brokers", "storage", "ingest"], run.stdout

@@ -1,5 +1,6 @@
-"""What the cloud_fleet tests share: the hosts, this run's credentials, InfluxDB queries over HTTP from the
-controller, metrics scraping inside the containers and a polling wait."""
+"""What the cloud_fleet tests share: the hosts and identities, this run's credentials, MQTT clients and
+agent-format batches, InfluxDB queries over HTTP from the controller, metrics scraping inside the containers
+and a polling wait."""
 
 from __future__ import annotations
 
@@ -10,11 +11,15 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
 import testinfra
+from ironlink_agent.contract import wire
+from ironlink_agent.contract.model import Identity, Reading
+from mqtt_tls import Client
 
 EPHEMERAL = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
 CLOUD_IP = "10.89.79.10"
@@ -25,6 +30,13 @@ GW_A = "ACME-PACK/PLANT-1/GW-01"  # password login (8883)
 GW_B = "ZAM-WELD/SITE-A/GW-01"  # certificate login (mutual TLS, 8884)
 DB = {"ACME-PACK": "ironlink_acme_pack", "ZAM-WELD": "ironlink_zam_weld"}
 HOSTS = {"cloud": "ironlink-cf-cloud", GW_A: "ironlink-cf-gw-a", GW_B: "ironlink-cf-gw-b"}
+# As molecule.yml's inventory gives them: what every reading of the gateway must be tagged with.
+IDENTITY = {
+    GW_A: Identity("ACME-PACK", "PLANT-1", "GW-01", "prod", "acme-pack-plant-1-gw-01"),
+    GW_B: Identity("ZAM-WELD", "SITE-A", "GW-01", "prod", "zam-weld-site-a-gw-01"),
+}
+AGENT_PORT = 9810  # the agent's /health and /metrics on each gateway
+INGEST_PORTS = (9820, 9821)  # ingest workers 1 and 2 on the cloud host
 
 
 @cache
@@ -40,6 +52,34 @@ def credentials() -> dict:
 
 def ca_cert() -> Path:
     return Path(credentials()["ca_cert"])
+
+
+def password(gateway: str) -> str:
+    """The gateway's MQTT password, derived by fleet_pki."""
+    return credentials()["gateways"][gateway]
+
+
+def connect(
+    port: int,
+    username: str | None = None,
+    secret: str | None = None,
+    *,
+    cert: Path | None = None,
+    key: Path | None = None,
+    key_password: str | None = None,
+) -> Client:
+    """An MQTT 5 client to the cloud broker that trusts the fleet CA."""
+    return Client(
+        CLOUD_IP, port, username, secret, ca=ca_cert(), cert=cert, key=key, key_password=key_password
+    )
+
+
+def batch(identity: Identity, machine: str, count: int) -> bytes:
+    """An agent-format telemetry batch of ``count`` readings of ``machine`` (temperature = seq), new spool."""
+    ts = int(time.time() * 1000)
+    seqs_ = range(1, count + 1)
+    readings = [(s, wire.pack_reading(Reading(machine, ts + s, {"temperature": float(s)}))) for s in seqs_]
+    return wire.encode_batch(identity, f"test{uuid.uuid4().hex[:8]}", readings)
 
 
 def user(client: str, kind: str) -> tuple[str, str]:
@@ -97,6 +137,11 @@ def metric_sum(values: dict[str, float], name: str, label: str = "") -> float:
     return sum(v for k, v in values.items() if k.split("{")[0] == name and label in k)
 
 
+def ingest_sum(name: str, label: str = "") -> float:
+    """One ingest metric summed over both workers."""
+    return sum(metric_sum(metrics("cloud", port), name, label) for port in INGEST_PORTS)
+
+
 def health(name: str, port: int) -> dict:
     out = host(name).run(f"curl -s http://127.0.0.1:{port}/health")
     return json.loads(out.stdout) if out.stdout else {}
@@ -121,3 +166,8 @@ def publish_series(gateway: str, machine: str, count: int, rate: float) -> str:
     )
     host(gateway).check_output(f"systemd-run --unit {unit} --collect bash -c '{script}'")
     return unit
+
+
+def wait_unit_done(gateway: str, unit: str) -> None:
+    """Wait until a transient unit of ``publish_series`` has finished."""
+    wait(lambda: host(gateway).run(f"systemctl is-active {unit}").rc != 0, 60, f"{unit} to finish")

@@ -4,6 +4,7 @@ published to each gateway's local Mosquitto."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shlex
@@ -12,9 +13,12 @@ import uuid
 
 import pytest
 from fleet import (
+    AGENT_PORT,
     DB,
     GW_A,
     GW_B,
+    IDENTITY,
+    INGEST_PORTS,
     admin,
     health,
     host,
@@ -26,28 +30,10 @@ from fleet import (
     seqs,
     user,
     wait,
+    wait_unit_done,
 )
 
 pytestmark = pytest.mark.timeout(600)
-
-IDENTITY = {
-    GW_A: {
-        "client_id": "ACME-PACK",
-        "site_id": "PLANT-1",
-        "gateway_id": "GW-01",
-        "environment": "prod",
-        "hostname": "acme-pack-plant-1-gw-01",
-    },
-    GW_B: {
-        "client_id": "ZAM-WELD",
-        "site_id": "SITE-A",
-        "gateway_id": "GW-01",
-        "environment": "prod",
-        "hostname": "zam-weld-site-a-gw-01",
-    },
-}
-AGENT_PORT = 9810
-INGEST_PORTS = (9820, 9821)
 
 
 def client_of(gateway: str) -> str:
@@ -79,7 +65,8 @@ def test_modbus_readings_land_in_own_database_with_identity_tags(gateway: str) -
     expected = [value / 10]
     wait(lambda: [r["temperature"] for r in rows(latest, client)] == expected, 60, f"{expected} from PLC-1")
     point = rows(latest, client)[0]  # SELECT * returns the tags as columns
-    assert {k: point[k] for k in IDENTITY[gateway]} == IDENTITY[gateway]
+    expected = dataclasses.asdict(IDENTITY[gateway])
+    assert {k: point[k] for k in expected} == expected
     assert point["machine_id"] == "PLC-1"
 
 
@@ -89,10 +76,11 @@ def test_each_client_database_holds_only_its_own_client() -> None:
         wait(lambda c=client: rows("SELECT count(temperature) FROM telemetry", c), 60, f"points of {client}")
         keys = '"client_id", "site_id", "gateway_id"'
         found = rows(f"SHOW TAG VALUES FROM telemetry WITH KEY IN ({keys})", client)
+        identity = IDENTITY[gateway]
         assert {(r["key"], r["value"]) for r in found} == {
-            ("client_id", IDENTITY[gateway]["client_id"]),
-            ("site_id", IDENTITY[gateway]["site_id"]),
-            ("gateway_id", IDENTITY[gateway]["gateway_id"]),
+            ("client_id", identity.client_id),
+            ("site_id", identity.site_id),
+            ("gateway_id", identity.gateway_id),
         }
 
 
@@ -157,7 +145,7 @@ def _outage(gateway: str, machine: str, service: str, down_check) -> None:
         time.sleep(50)
     finally:
         cloud.check_output(f"systemctl start {service}")
-    wait(lambda: host(gateway).run(f"systemctl is-active {unit}").rc != 0, 60, "the publisher to finish")
+    wait_unit_done(gateway, unit)
     wait(lambda: len(seqs(client, machine)) >= count, 180, f"all {count} readings of {machine}", interval=2)
     stored = seqs(client, machine)
     assert sorted(stored) == list(range(count)), f"missing {sorted(set(range(count)) - set(stored))[:20]}"
@@ -197,7 +185,7 @@ def test_broker_restart_during_a_storage_outage_loses_nothing() -> None:
         time.sleep(10)
     finally:
         cloud.check_output("systemctl start influxdb")
-    wait(lambda: host(GW_A).run(f"systemctl is-active {unit}").rc != 0, 60, "the publisher to finish")
+    wait_unit_done(GW_A, unit)
     wait(lambda: cloud.run("curl -sf http://10.89.79.10:8086/ping").rc == 0, 60, "InfluxDB to answer")
     wait(lambda: len(seqs("ACME-PACK", machine)) >= 100, 120, f"all 100 readings of {machine}", interval=2)
     assert sorted(seqs("ACME-PACK", machine)) == list(range(100))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from fleet import GW_A, GW_B, host, metrics, rows, wait
+from fleet import GW_A, GW_B, INGEST_PORTS, host, metrics, rows, wait
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -40,7 +40,7 @@ def test_ingest_workers_together_track_both_gateways() -> None:
     """Each worker tracks the gateways whose messages it received; together they know the whole fleet."""
     labels = {
         key.split("{", 1)[1].rstrip("}")
-        for port in (9820, 9821)
+        for port in INGEST_PORTS
         for key in metrics("cloud", port)
         if key.startswith("ironlink_ingest_gateway_online{")
     }

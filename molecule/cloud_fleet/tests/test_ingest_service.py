@@ -7,13 +7,21 @@ import time
 import uuid
 
 import pytest
-from fleet import CLOUD_IP, GW_A, PASSWORD_PORT, ca_cert, credentials, health, host, rows, wait
-from ironlink_agent.contract import wire
-from ironlink_agent.contract.model import Identity, Reading
-from mqtt_tls import Client
+from fleet import (
+    GW_A,
+    IDENTITY,
+    INGEST_PORTS,
+    PASSWORD_PORT,
+    batch,
+    connect,
+    health,
+    host,
+    password,
+    rows,
+    wait,
+)
 
 pytestmark = pytest.mark.timeout(300)
-A_IDENTITY = Identity("ACME-PACK", "PLANT-1", "GW-01", "prod", "acme-pack-plant-1-gw-01")
 
 
 @pytest.mark.parametrize("instance", [1, 2])
@@ -21,8 +29,9 @@ def test_instances_run_and_are_healthy(instance: int) -> None:
     cloud = host("cloud")
     assert cloud.service(f"ironlink-ingest@{instance}").is_running
     assert cloud.service(f"ironlink-ingest@{instance}").is_enabled
-    wait(lambda: health("cloud", 9819 + instance).get("status") == "ok", 30, f"instance {instance} healthy")
-    doc = health("cloud", 9819 + instance)
+    port = INGEST_PORTS[instance - 1]
+    wait(lambda: health("cloud", port).get("status") == "ok", 30, f"instance {instance} healthy")
+    doc = health("cloud", port)
     assert doc["instance"] == str(instance) and doc["broker_connected"] and doc["influx_up"]
 
 
@@ -48,12 +57,8 @@ def test_exposure_score() -> None:
 
 def test_a_batch_sent_three_times_is_stored_once() -> None:
     machine = f"DUP-{uuid.uuid4().hex[:6].upper()}"
-    ts = int(time.time() * 1000)
-    readings = [
-        (s, wire.pack_reading(Reading(machine, ts + s, {"temperature": float(s)}))) for s in range(1, 101)
-    ]
-    payload = wire.encode_batch(A_IDENTITY, f"dup{uuid.uuid4().hex[:8]}", readings)
-    gateway = Client(CLOUD_IP, PASSWORD_PORT, GW_A, credentials()["gateways"][GW_A], ca=ca_cert())
+    payload = batch(IDENTITY[GW_A], machine, 100)
+    gateway = connect(PASSWORD_PORT, GW_A, password(GW_A))
     assert gateway.ok, (gateway.connack, gateway.error)
     try:
         assert [gateway.publish(f"ironlink/{GW_A}/telemetry", payload) for _ in range(3)] == [0, 0, 0]

@@ -3,35 +3,7 @@
 import json
 
 import pytest
-import testinfra
-
-FRESH = "ironlink-svc-fresh"
-PRELOADED = "ironlink-svc-preloaded"
-
-CONNECT = """
-import socket, sys
-try:
-    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3).close()
-    print("open")
-except ConnectionRefusedError:
-    print("refused")
-except OSError:
-    print("timeout")
-"""
-
-
-def gw(name):
-    return testinfra.get_host(f"podman://{name}")
-
-
-@pytest.fixture(scope="module")
-def probe():
-    return testinfra.get_host("podman://ironlink-svc-probe")
-
-
-def connect(probe, name, port):
-    """What a TCP client on the probe sees: open, refused or timeout (silently dropped)."""
-    return probe.check_output("python3 -c %s %s %s", CONNECT, name, str(port))
+from svc_hosts import CONNECT, FRESH, PRELOADED, connect, gw
 
 
 @pytest.fixture(scope="module")

@@ -5,23 +5,11 @@ dockerd runs on both gateways but cannot start a container here (read-only cgrou
 network namespace with a listener, and the rules are the ones `docker run -p PORT:PORT` writes."""
 
 import pytest
-import testinfra
+from svc_hosts import CONNECT, FRESH, PRELOADED, connect, gw
 
-FRESH = "ironlink-svc-fresh"
-PRELOADED = "ironlink-svc-preloaded"
 CTR_IP = "172.17.0.99"
 PORTS = ["3000", "8081"]  # 3000 is an edge port, 8081 is not
 
-CONNECT = """
-import socket, sys
-try:
-    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3).close()
-    print("open")
-except ConnectionRefusedError:
-    print("refused")
-except OSError:
-    print("timeout")
-"""
 
 SETUP = f"""
 set -e
@@ -55,15 +43,6 @@ true
 """
 
 
-def gw(name):
-    return testinfra.get_host(f"podman://{name}")
-
-
-@pytest.fixture(scope="module")
-def probe():
-    return testinfra.get_host("podman://ironlink-svc-probe")
-
-
 @pytest.fixture(scope="module")
 def published():
     for name in (FRESH, PRELOADED):
@@ -72,10 +51,6 @@ def published():
     yield
     for name in (FRESH, PRELOADED):
         gw(name).run(TEARDOWN)
-
-
-def connect(probe, name, port):
-    return probe.check_output("python3 -c %s %s %s", CONNECT, name, port)
 
 
 @pytest.mark.parametrize("name", [FRESH, PRELOADED])
