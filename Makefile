@@ -6,15 +6,19 @@ BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_FORCE_COLOR := false
+# The repo-wide test helpers (tests/testsupport) for every suite, benchmark and Molecule verifier.
+export PYTHONPATH := $(CURDIR)/tests
+# The four Python distributions (edge_agent/DESIGN.md, docs/architecture.md), installed editable for the tests.
+PY_DISTS := libs/contract libs/service edge_agent cloud_ingest
 
 .PHONY: help deps venv lab lab-down lab-status test lint test-collection test-molecule test-python
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: requirements-dev.txt edge_agent/pyproject.toml
+$(VENV)/.installed: requirements-dev.txt $(addsuffix /pyproject.toml,$(PY_DISTS))
 	python3 -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -r requirements-dev.txt -e 'edge_agent[test]'
+	$(BIN)/pip install -q -r requirements-dev.txt $(foreach d,$(PY_DISTS),-e '$(d)[test]')
 	touch $@
 
 venv: $(VENV)/.installed ## Create the pinned Python venv
@@ -37,6 +41,7 @@ lint: venv ## ruff, yamllint, ansible-lint (production), argument_specs and secr
 	yamllint -s .
 	ansible-lint -q
 	python3 scripts/lint/check_argument_specs.py
+	python3 scripts/lint/check_preflight_tags.py
 	python3 scripts/lint/scan_secrets.py
 
 test-collection: deps ## ironlink.fleet unit tests and ansible-test sanity
@@ -45,7 +50,7 @@ test-collection: deps ## ironlink.fleet unit tests and ansible-test sanity
 test-molecule: deps ## Every Molecule scenario on podman systemd hosts (two at a time)
 	scripts/test/molecule.sh
 
-test-python: deps ## Agent unit + integration tests (real Mosquitto, real pymodbus) and repo tests
-	pytest -q -p no:cacheprovider tests edge_agent/tests
+test-python: deps ## Repo tests and every Python suite: contract, service, agent, ingest (unit + integration)
+	pytest -q -p no:cacheprovider tests libs/contract/tests libs/service/tests edge_agent/tests cloud_ingest/tests
 
 test: lint test-collection test-molecule test-python ## Everything CI runs

@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # mosquitto and influxdb: the real brokers and databases the integration tests start on loopback ports
-pkgs=(podman runc debootstrap uidmap mosquitto mosquitto-clients influxdb openssl python3-venv)
+# (podman, runc, netavark and aardvark-dns are scripts/testbed/podman-setup.sh's: the lab needs them too)
+pkgs=(mosquitto mosquitto-clients influxdb openssl python3-venv)
 need=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
 if ((${#need[@]})); then

@@ -1,30 +1,20 @@
 """The committed inventories pass the identity check (controller only: no host is contacted)."""
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
+from testsupport.playbook import PROJECT_CONFIG, ansible_playbook
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def playbook(inventory: str, path: str, *args: str) -> subprocess.CompletedProcess:
-    """ansible-playbook from the project root with its ansible.cfg and no IRONLINK_* overrides; must pass."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IRONLINK_")}
-    env["ANSIBLE_CONFIG"] = str(ROOT / "ansible.cfg")
-    run = subprocess.run(
-        ["ansible-playbook", "-i", f"inventories/{inventory}", path, *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+def playbook(inventory: str, path: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """ansible-playbook on a committed inventory with the project's ansible.cfg; must pass."""
+    return ansible_playbook(
+        path, *args, inventory=f"inventories/{inventory}", config=PROJECT_CONFIG, check=True
     )
-    assert run.returncode == 0, run.stdout + run.stderr
-    return run
 
 
 @pytest.mark.parametrize("inventory, gateways", [("lab", 2), ("example", 4)])

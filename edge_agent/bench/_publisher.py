@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Machine-side load generator for e2e_bench.py, run as its own process (so it does not share the GIL or the
 CPU accounting of the bench driver). Prints one JSON summary line on stdout when done.
 

@@ -1,8 +1,9 @@
+# SPDX-License-Identifier: Apache-2.0
 """End-to-end benchmark of the gateway agent on this machine (prints figures; not a test).
 
-    source .venv/bin/activate
-    python edge_agent/bench/e2e_bench.py            # all phases, about 2-3 minutes
-    python edge_agent/bench/e2e_bench.py --quick    # smaller counts, under a minute
+    source .venv/bin/activate          # from the repo root; the test helpers come from PYTHONPATH:
+    PYTHONPATH=tests:edge_agent/tests python edge_agent/bench/e2e_bench.py           # all phases, 2-3 min
+    PYTHONPATH=tests:edge_agent/tests python edge_agent/bench/e2e_bench.py --quick   # smaller counts, < 1 min
 
 Path: publisher process -> local Mosquitto -> agent process (``python -m ironlink_agent run``) -> cloud
 Mosquitto (TLS 1.2, client certificate + password, ACL) -> subscriber (decodes with contract.wire).
@@ -37,11 +38,11 @@ import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests"))
+from support.stack import TOPIC_PREFIX, Stack
+from testsupport.certs import make_pki
+from testsupport.polling import wait_until
 
-from support.certs import make_pki  # noqa: E402
-from support.stack import TOPIC_PREFIX, Stack  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 PUBLISHER = HERE / "_publisher.py"
 TELEMETRY_TOPIC = f"{TOPIC_PREFIX}/telemetry"
@@ -86,14 +87,6 @@ def uplink_bytes_sent(cloud_tls_port: int) -> int:
         check=False,
     ).stdout
     return sum(int(tok.split(":")[1]) for tok in out.split() if tok.startswith("bytes_sent:"))
-
-
-def wait_until(pred, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def docs_count(stack: Stack) -> int:
@@ -233,7 +226,7 @@ def phase_kill9(stack: Stack, n: int, rate: float) -> dict:
     res = json.loads(out_text.strip().splitlines()[-1])
     agent.start()
     stack.cloud.start()
-    with contextlib.suppress(TimeoutError):
+    with contextlib.suppress(AssertionError):  # wait_until's timeout
         wait_until(lambda: docs_count(stack) >= n, 120, "delivery after kill -9")
     stack.subscriber.wait_quiet(2.0)
     seqs = [d["metrics"]["seq"] for d in stack.subscriber.docs()]

@@ -23,28 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from ansible_yaml import load as _load
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that accepts Ansible's tags (!vault, !unsafe...) and keeps the keys."""
-
-
-def _any_tag(loader: yaml.SafeLoader, _suffix: str, node: yaml.Node) -> Any:
-    if isinstance(node, yaml.ScalarNode):
-        return loader.construct_scalar(node)
-    if isinstance(node, yaml.SequenceNode):
-        return loader.construct_sequence(node)
-    return loader.construct_mapping(node)
-
-
-_Loader.add_multi_constructor("!", _any_tag)
-
-
-def _load(path: Path) -> Any:
-    with path.open(encoding="utf-8") as handle:
-        return yaml.load(handle, Loader=_Loader)  # noqa: S506 - SafeLoader subclass
 
 
 def _first(*paths: Path) -> Path | None:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Run the ironlink.fleet collection tests: ansible-test units, then sanity (Python 3.11 only).
+# Run the ironlink.fleet collection tests: ansible-test units, integration (targets that start their own real
+# services, e.g. influxd), then sanity (Python 3.11 only).
 #
-# Usage: scripts/test/collection.sh [units|sanity|all]   (default: all)
+# Usage: scripts/test/collection.sh [units|integration|sanity|all]   (default: all)
 #
 # ansible-test bootstraps pip in its venvs with a get-pip script it downloads from
 # ci-files.testing.ansible.com, which is not reachable here. A stand-in in its cache directory
@@ -45,6 +46,11 @@ run_units() {
     ansible-test units --python "${python_version}" --venv --color no
 }
 
+run_integration() {
+    echo "== ansible-test integration --python ${python_version} --venv"
+    ansible-test integration --python "${python_version}" --venv --color no
+}
+
 run_sanity() {
     echo "== ansible-test sanity --python ${python_version} --venv"
     ansible-test sanity --python "${python_version}" --venv --color no
@@ -53,13 +59,15 @@ run_sanity() {
 start=${SECONDS}
 case "${what}" in
     units) run_units ;;
+    integration) run_integration ;;
     sanity) run_sanity ;;
     all)
         run_units
+        run_integration
         run_sanity
         ;;
     *)
-        echo "usage: $0 [units|sanity|all]" >&2
+        echo "usage: $0 [units|integration|sanity|all]" >&2
         exit 2
         ;;
 esac

@@ -13,16 +13,24 @@ if (($#)); then scenarios=("$@"); else
   mapfile -t scenarios < <(printf '%s\n' "${scenarios[@]}" | grep -x cloud_fleet; printf '%s\n' "${scenarios[@]}" | grep -vx cloud_fleet)
 fi
 
+# A scenario's hosts have fixed names: two runs of one scenario at once (two shells, two developers on one
+# machine) would destroy each other's hosts, so each scenario runs under its own lock and the second waits.
 run_one() {
   local s=$1 start rc=0
   start=$(date +%s)
-  molecule test -s "$s" >"$logs/$s.log" 2>&1 || rc=$?
-  echo "$s $rc $(( $(date +%s) - start ))" >>"$logs/results"
+  {
+    flock 9
+    molecule test -s "$s" >"$logs/$s.log" 2>&1 || rc=$?
+    # This run's own copy: once the lock is released, the next run of the scenario rewrites $s.log.
+    cp "$logs/$s.log" "$results.$s.log"
+  } 9>"$logs/$s.lock"
+  echo "$s $rc $(( $(date +%s) - start ))" >>"$results"
 }
 export -f run_one
-export logs
+results=$(mktemp "$logs/results.XXXXXX")
+trap 'rm -f "$results" "$results".*.log' EXIT
+export logs results
 
-rm -f "$logs/results"
 echo "molecule: ${scenarios[*]} ($jobs at a time)"
 printf '%s\n' "${scenarios[@]}" | xargs -P "$jobs" -I{} bash -c 'run_one "$1"' _ {}
 
@@ -32,7 +40,7 @@ while read -r s rc secs; do
   else
     failed=1
     echo "molecule $s: FAILED (rc $rc) in ${secs} s; its log:"
-    sed 's/^/    /' "$logs/$s.log"
+    sed 's/^/    /' "$results.$s.log"
   fi
-done < <(sort "$logs/results")
+done < <(sort "$results")
 exit "$failed"

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """``python -m ironlink_agent``: same as the ``ironlink-agent`` console script."""
 
 import sys

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """``ironlink-agent`` command line.
 
 Each subcommand is registered by a function ``register_<name>(subparsers)`` listed in ``REGISTRARS``; it adds
@@ -65,8 +66,8 @@ def register_check_config(sub: SubParsers) -> None:
     p.set_defaults(handler=_check_config)
 
 
-# A2: append register_run, register_status, register_spool (with its own stats/export sub-subparsers).
 def _runtime_registrars() -> list[Callable[[SubParsers], None]]:
+    """``run``, ``status``, ``spool`` (cli_run): they import the runtime, which check-config never needs."""
     # cli_run imports this module lazily inside its functions, so importing it here is cycle-free.
     from ironlink_agent.cli_run import REGISTRARS as runtime_registrars
 

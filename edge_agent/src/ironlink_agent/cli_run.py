@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """``run``, ``status`` and ``spool stats|export`` subcommands (registrars for ``cli.REGISTRARS``).
 
 ``cli`` is imported lazily inside each function: ``cli`` imports this module to build its registrar list.
@@ -23,7 +24,8 @@ def _run(args: argparse.Namespace) -> int:
     config = cli.load_or_report(args.config)  # every config error, before any disk or network change
     if config is None:
         return int(cli.EXIT_CONFIG)
-    from .logs import register_secret, setup_logging
+    from ironlink_service.logs import register_secret, setup_logging
+
     from .runtime import run_agent
 
     setup_logging(config.log_level)

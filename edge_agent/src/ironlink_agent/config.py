@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Agent configuration: YAML -> frozen dataclasses, validated as a whole.
 
 ``load_config`` reports every error at once, each naming its field path, and treats unknown keys as errors so
@@ -14,7 +15,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ironlink_agent.config_fields import REQUIRED, ConfigError, Fields, read_config_file
+from ironlink_contract.model import Identity
+from ironlink_service.config_fields import (
+    REQUIRED,
+    ConfigError,
+    Fields,
+    TlsConfig,
+    read_config_file,
+    read_log_level,
+    read_tls,
+)
+
 from ironlink_agent.config_inputs import (
     METRIC_TYPES,
     MetricSpec,
@@ -26,7 +37,6 @@ from ironlink_agent.config_inputs import (
     build_modbus,
     build_mqtt,
 )
-from ironlink_agent.contract.model import Identity
 from ironlink_agent.identity import DEFAULT_IDENTITY_FILE, load_identity_file, parse_identity
 
 __all__ = [
@@ -47,19 +57,7 @@ __all__ = [
 ]
 
 MiB = 1024 * 1024
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-LOG_CHOICES = LOG_LEVELS + tuple(level.lower() for level in LOG_LEVELS)
 UNKNOWN_METRICS = ("reject", "accept")
-
-
-@dataclass(frozen=True)
-class TlsConfig:
-    """TLS to the cloud broker; ``cert_file``/``key_file`` (both or neither) for client-certificate auth."""
-
-    ca_file: Path
-    cert_file: Path | None = None
-    key_file: Path | None = None
-    insecure_skip_verify: bool = False
 
 
 @dataclass(frozen=True)
@@ -162,7 +160,7 @@ def parse_config(
         mqtt=mqtt,
         modbus=modbus,
         health=_health(Fields(top.data.get("health"), "health", errors, HEALTH_KEYS)),
-        log_level=(top.text("log_level", "INFO", choices=LOG_CHOICES) or "INFO").upper(),
+        log_level=read_log_level(top),
         unknown_metrics=unknown,
     )
     if not top.has("uplink"):
@@ -206,21 +204,10 @@ UPLINK_KEYS = (
     "backoff_initial_s",
     "backoff_max_s",
 )
-TLS_KEYS = ("ca_file", "cert_file", "key_file", "insecure_skip_verify")
 
 
 def _uplink(f: Fields, environ: Mapping[str, str], identity: Identity | None) -> UplinkConfig:
-    tls = None
-    if f.has("tls"):
-        t = Fields(f.data["tls"], f.where("tls"), f.errors, TLS_KEYS)
-        tls = TlsConfig(
-            ca_file=t.filepath("ca_file", REQUIRED, must_exist=True),
-            cert_file=t.filepath("cert_file", must_exist=True),
-            key_file=t.filepath("key_file", must_exist=True),
-            insecure_skip_verify=t.flag("insecure_skip_verify", False),
-        )
-        if (t.has("cert_file")) != (t.has("key_file")):
-            t.error("key_file" if t.has("cert_file") else "cert_file", "cert_file and key_file go together")
+    tls = read_tls(f)
     default_client = identity.mqtt_client_id if identity else None
     backoff_initial = f.number("backoff_initial_s", 1.0, lo=0.01, hi=3600)
     backoff_max = f.number("backoff_max_s", 60.0, lo=0.01, hi=86400)

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Config sections for the metric catalogue and the inputs (MQTT topic maps, Modbus devices).
 
 Split from config.py to keep files small; ``ironlink_agent.config`` re-exports every type here.
@@ -9,9 +10,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from ironlink_agent.config_fields import REQUIRED, Fields
-from ironlink_agent.contract.model import MACHINE_ID_PATTERN, METRIC_NAME_PATTERN
-from ironlink_agent.contract.topics import topic_filter_error
+from ironlink_contract.model import MACHINE_ID_PATTERN, METRIC_NAME_PATTERN
+from ironlink_contract.topics import topic_filter_error
+from ironlink_service.config_fields import REQUIRED, Fields
 
 METRIC_TYPES = ("float", "int", "bool", "str")
 REGISTER_TABLES = ("holding", "input", "coil", "discrete")

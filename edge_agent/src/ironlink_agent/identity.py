@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Gateway identity: from ``/etc/ironlink/identity.json`` (written by the gateway role) or the config.
 
 The rules are the fleet's (``contract.model``); a gateway with a missing or invalid identity must not run,
@@ -9,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ironlink_agent.contract.model import Identity, identity_errors
+from ironlink_contract.model import Identity, identity_errors
 
 DEFAULT_IDENTITY_FILE = Path("/etc/ironlink/identity.json")
 IDENTITY_KEYS = ("client_id", "site_id", "gateway_id", "environment", "hostname")

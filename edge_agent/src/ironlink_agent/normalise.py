@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Raw values -> canonical ``Reading`` or ``Rejected``: the single gate between inputs and the spool.
 
 Rules (docs/telemetry-contract.md, "Normalisation"):
@@ -21,8 +22,7 @@ from collections.abc import Iterable, Mapping
 from math import isfinite
 from typing import Any
 
-from ironlink_agent.config_inputs import MetricSpec
-from ironlink_agent.contract.model import (
+from ironlink_contract.model import (
     INT_MAX,
     INT_MIN,
     MAX_METRICS_PER_READING,
@@ -37,6 +37,8 @@ from ironlink_agent.contract.model import (
     is_valid_machine_id,
     is_valid_metric_name,
 )
+
+from ironlink_agent.config_inputs import MetricSpec
 
 _FLOAT_RE = re.compile(r"\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\s*")
 _INT_RE = re.compile(r"\s*[+-]?\d{1,19}\s*")

@@ -1,9 +1,11 @@
+# SPDX-License-Identifier: Apache-2.0
 """The running agent: one asyncio loop supervising isolated tasks around the spool.
 
 Task layout (one ``TaskGroup``): the uplink, the MQTT input, one task per Modbus device, the health
-server and the housekeeping loop (systemd watchdog, STATUS=, health file). Each runs under
-``supervise``: an exception is logged, counted in ``restarts_total{task}`` and the task restarts after
-a jittered backoff, so one loop's failure never takes another down (nor the TaskGroup).
+server and the housekeeping loop (systemd watchdog, STATUS=, health file). Each runs under the service
+library's ``supervise`` (the ingest's loops too): an exception is logged, counted in
+``restarts_total{task}`` and the task restarts after a jittered backoff, so one loop's failure never takes
+another down (nor the TaskGroup).
 
 Shutdown (SIGTERM/SIGINT or ``request_stop()``): inputs stop first and the spool commits what they
 queued (releasing the local broker's acks), then the uplink waits up to ``shutdown_timeout_s`` for
@@ -19,25 +21,30 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
+from ironlink_contract.model import Reading, Rejected
+from ironlink_service.health import HealthServer, write_health_file
+from ironlink_service.sdnotify import SdNotifier
+from ironlink_service.supervisor import supervise
+
 from . import __version__
-from .contract.model import Reading, Rejected
-from .health import HealthServer, write_health_file
-from .metrics import Metrics
-from .sdnotify import SdNotifier
+from .metrics import AgentMetrics, Metrics
+from .sink import Ack
 from .spool import Spool
-from .uplink import Uplink, full_jitter
+from .uplink import Uplink
 
 log = logging.getLogger(__name__)
 
 HOUSEKEEPING_S = 5.0
 DEFAULT_SHUTDOWN_TIMEOUT_S = 5.0
+__all__ = ["AgentSink", "Runtime", "run_agent", "supervise"]  # supervise: re-exported for the agent's tests
 
 
 class AgentSink:
-    """What inputs hand readings to (DESIGN.md ``Sink``). Counts ``readings_received_total{source}``."""
+    """The spool behind the inputs' :class:`~ironlink_agent.sink.Sink` (DESIGN.md ``Sink``). Counts
+    ``readings_received_total{source}``."""
 
     def __init__(self, spool: Spool, metrics: Metrics, source: str) -> None:
         self._spool = spool
@@ -48,7 +55,7 @@ class AgentSink:
     def accept(
         self,
         readings: list[Reading],
-        ack: Callable[[], None] | None = None,
+        ack: Ack | None = None,
         *,
         key: bytes | None = None,
         redelivered: bool = False,
@@ -56,39 +63,8 @@ class AgentSink:
         self._received(len(readings))
         self._spool.submit(readings, ack, key=key, redelivered=redelivered)
 
-    def reject(self, rejected: Rejected, ack: Callable[[], None] | None = None) -> None:
+    def reject(self, rejected: Rejected, ack: Ack | None = None) -> None:
         self._spool.dead_letter(rejected, ack)
-
-
-async def supervise(
-    name: str,
-    factory: Callable[[], Awaitable[None]],
-    stop: asyncio.Event,
-    metrics: Metrics,
-    *,
-    backoff_initial_s: float = 1.0,
-    backoff_max_s: float = 60.0,
-) -> None:
-    """Run ``factory()`` until ``stop``; restart it with backoff when it raises or returns early."""
-    attempt = 0
-    while not stop.is_set():
-        started = time.monotonic()
-        try:
-            await factory()
-            if stop.is_set():
-                return
-            log.warning("task exited unexpectedly; restarting", extra={"event": "task_exited", "task": name})
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("task failed; restarting", extra={"event": "task_failed", "task": name})
-        metrics.inc("restarts_total", task=name)
-        if time.monotonic() - started > backoff_max_s:
-            attempt = 0
-        delay = max(0.1, full_jitter(attempt, backoff_initial_s, backoff_max_s))
-        attempt += 1
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), delay)
 
 
 class Runtime:
@@ -103,7 +79,7 @@ class Runtime:
         install_signal_handlers: bool = True,
     ) -> None:
         self.config = config
-        self.metrics = Metrics()
+        self.metrics = AgentMetrics()
         self.notifier = notifier or SdNotifier(environ)
         self.shutdown_timeout_s = float(getattr(config, "shutdown_timeout_s", DEFAULT_SHUTDOWN_TIMEOUT_S))
         self.spool = Spool.from_config(config.spool, self.metrics)

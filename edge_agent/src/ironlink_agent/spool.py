@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Durable spool: SQLite in WAL mode with ``synchronous=FULL``, group-committed by one writer thread.
 
 Why SQLite rather than an append-only segment log: the uplink deletes rows out of order (newest batch
@@ -28,9 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .contract.model import Reading, Rejected
-from .contract.wire import pack_reading, unpack_reading
-from .logs import RateLimitedLog
+from ironlink_contract.model import Reading, Rejected
+from ironlink_contract.wire import pack_reading, unpack_reading
+from ironlink_service.logs import RateLimitedLog
+
 from .metrics import Metrics
 
 if TYPE_CHECKING:

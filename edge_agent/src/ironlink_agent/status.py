@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Read-side operations for operators: ``status`` (health file or /health) and ``spool stats``/``export``.
 
 All of them are read-only and safe while the agent runs: the spool is opened ``mode=ro`` (WAL lets a
@@ -17,7 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from .contract.wire import unpack_reading
+from ironlink_contract.wire import unpack_reading
+
 from .spool import iter_rows, open_readonly
 
 STALE_AFTER_S = 30.0

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Cloud uplink: spool rows → batches → MQTT v5 QoS 1 over TLS; rows are deleted only after PUBACK.
 
 MQTT v5 rather than 3.1.1: with 3.1.1 a broker that refuses a publish (ACL) still answers PUBACK, or
@@ -6,10 +7,11 @@ a reason code; >= 0x80 (e.g. 135 not authorized) means not delivered, and the ro
 A telemetry PUBACK 0x10 (no matching subscribers) is a success for MQTT but means nobody will store the
 batch (no ingest session exists, e.g. right after a broker restart): the rows stay too, and are re-sent.
 
-One paho client per connection attempt, with paho's own reconnect disabled: the agent owns the retry
-policy (capped exponential backoff with full jitter), and a fresh client after each failure starts from
-a clean state. Everything except paho's network thread runs on the asyncio loop; paho callbacks hop onto
-the loop with ``call_soon_threadsafe``, so the in-flight bookkeeping needs no locks.
+The connection itself (client, TLS, one fresh client per attempt, reconnect with the shared backoff) is
+the service library's MQTT transport (``ironlink_service.mqtt``): a connection that delivered telemetry
+or lasted ``HEALTHY_SESSION_S`` resets the backoff, one the broker dropped at once keeps growing it.
+Everything except paho's network thread runs on the asyncio loop; paho callbacks hop onto the loop with
+``call_soon_threadsafe``, so the in-flight bookkeeping needs no locks.
 """
 
 from __future__ import annotations
@@ -18,54 +20,32 @@ import asyncio
 import contextlib
 import json
 import logging
-import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+from ironlink_contract import topics
+from ironlink_contract.model import Identity
+from ironlink_contract.wire import encode_batch
+from ironlink_service.backoff import Backoff
+from ironlink_service.mqtt import ClientOptions, ConnectFailed, Connection, Will, maintain
+from ironlink_service.supervisor import wait_event
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from . import __version__
-from .backoff import full_jitter
-from .contract import topics
-from .contract.model import Identity
-from .contract.wire import encode_batch
 from .metrics import Metrics
 from .spool import Spool
 
 log = logging.getLogger(__name__)
 
 STATUS_INTERVAL_S = 30.0
-HEALTHY_SESSION_S = 30.0
 LINGER_S = 0.02
 """Coalescing window after a send: at low rates readings wait up to this long to share a batch (and its
 PUBACK and spool delete), which cuts CPU per reading several-fold while staying well inside a 50 ms p99."""
-AUTH_REASONS = {134: "bad user name or password", 135: "not authorized", 140: "bad authentication method"}
 NO_MATCHING_SUBSCRIBERS = 0x10
-
-
-class ConnectFailed(Exception):
-    def __init__(self, cause: str, detail: str) -> None:
-        super().__init__(f"{cause}: {detail}")
-        self.cause = cause
-        self.detail = detail
-
-
-def tls_context(tls: Any) -> ssl.SSLContext:
-    """CA-verified client context, TLS >= 1.2 (or the configured ``tls_version``), optional client cert."""
-    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(tls.ca_file))
-    version = str(getattr(tls, "tls_version", None) or "1.2")
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_3 if version in ("1.3", "tlsv1.3") else ssl.TLSVersion.TLSv1_2
-    if getattr(tls, "cert_file", None):
-        ctx.load_cert_chain(str(tls.cert_file), str(tls.key_file) if tls.key_file else None)
-    if getattr(tls, "insecure_skip_verify", False):
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    return ctx
 
 
 @dataclass(slots=True)
@@ -77,12 +57,18 @@ class _Inflight:
 
 @dataclass
 class _Session:
-    client: mqtt.Client
-    connected_at: float
+    """The uplink's bookkeeping for one transport connection."""
+
+    conn: Connection
     inflight: dict[int, _Inflight] = field(default_factory=dict)
-    lost: asyncio.Event = field(default_factory=asyncio.Event)
-    lost_reason: str = ""
-    delivered: bool = False  # a telemetry PUBACK succeeded on this connection
+
+    @property
+    def client(self) -> mqtt.Client:
+        return self.conn.client
+
+    @property
+    def lost(self) -> asyncio.Event:
+        return self.conn.lost
 
 
 class Uplink:
@@ -156,120 +142,73 @@ class Uplink:
         self._wake.set()
 
     async def _run(self, stop: asyncio.Event) -> None:
-        attempt = 0
-        while not stop.is_set():
-            try:
-                session = await self._connect()
-            except ConnectFailed as exc:
-                self.last_error = str(exc)
-                self.metrics.inc("uplink_connect_failures_total", cause=exc.cause)
-                delay = full_jitter(attempt, self.cfg.backoff_initial_s, self.cfg.backoff_max_s)
-                attempt += 1
-                log.error(
-                    "cloud broker connection failed: %s",
-                    exc,
-                    extra={
-                        "event": "uplink_connect_failed",
-                        "cause": exc.cause,
-                        "host": self.cfg.host,
-                        "port": self.cfg.port,
-                        "retry_in_s": round(delay, 2),
-                    },
-                )
-                await _wait(stop, delay)
-                continue
+        pending: list[_Session] = []  # the attempt in progress (attempts are sequential)
+
+        def prepare(client: mqtt.Client, conn: Connection) -> None:
+            session = _Session(conn)
+            pending[:] = [session]
+            loop = asyncio.get_running_loop()
+
+            def on_publish(_c: mqtt.Client, _u: Any, mid: int, rc: ReasonCode, _p: Properties | None) -> None:
+                loop.call_soon_threadsafe(self._on_puback, session, mid, rc)
+
+            client.on_publish = on_publish
+
+        async def run_session(conn: Connection) -> None:
+            session = pending.pop()
+            self._connected(session)
             try:
                 await self._pump(session, stop)
             finally:
                 await self._close_session(session, graceful=stop.is_set())
-            # A connection that delivered telemetry or lasted a while was healthy: start backoff afresh.
-            # One the broker dropped at once (ACL refusal, flapping) keeps growing the backoff.
-            healthy = session.delivered or time.monotonic() - session.connected_at >= HEALTHY_SESSION_S
-            attempt = 0 if healthy else attempt + 1
-            if not stop.is_set():
-                await _wait(stop, full_jitter(attempt, self.cfg.backoff_initial_s, self.cfg.backoff_max_s))
 
-    def _new_client(self) -> mqtt.Client:
-        """A paho client with TLS, credentials and the retained offline will; paho's reconnect is off."""
-        cfg = self.cfg
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=self.client_id,
-            protocol=mqtt.MQTTv5,
-            reconnect_on_failure=False,
+        def on_lost(_reason: str) -> None:
+            self._wake.set()
+
+        await maintain(
+            self._options,
+            run_session,
+            stop,
+            Backoff(initial=self.cfg.backoff_initial_s, cap=self.cfg.backoff_max_s),
+            prepare=prepare,
+            on_lost=on_lost,
+            on_failure=self._connect_failed,
         )
-        if cfg.tls is not None:
-            try:
-                client.tls_set_context(tls_context(cfg.tls))
-            except (OSError, ssl.SSLError) as exc:
-                raise ConnectFailed("tls_config", str(exc)) from exc
-        if cfg.username:
-            client.username_pw_set(cfg.username, cfg.password)
-        client.will_set(self.status_topic, json.dumps({"state": "offline"}), qos=1, retain=True)
-        client.max_inflight_messages_set(cfg.max_inflight + 4)
-        return client
 
-    def _attach(
-        self, client: mqtt.Client, session: _Session, loop: asyncio.AbstractEventLoop
-    ) -> tuple[asyncio.Future[ReasonCode | None], list[str]]:
-        """Wire paho's callbacks (network thread) onto the loop; returns the CONNACK future and the
-        error-log lines paho reports while connecting (TLS alerts surface only there)."""
-        connack: asyncio.Future[ReasonCode | None] = loop.create_future()
-        errors: list[str] = []
-
-        def resolve(rc: ReasonCode | None) -> None:
-            if not connack.done():
-                connack.set_result(rc)
-
-        def on_connect(_c: mqtt.Client, _u: Any, _f: Any, rc: ReasonCode, _p: Properties | None) -> None:
-            loop.call_soon_threadsafe(resolve, rc)
-
-        def on_disconnect(_c: mqtt.Client, _u: Any, _f: Any, rc: ReasonCode, _p: Properties | None) -> None:
-            loop.call_soon_threadsafe(resolve, None)  # before CONNACK: e.g. the server refused our cert
-            loop.call_soon_threadsafe(self._on_lost, session, str(rc))
-
-        def on_publish(_c: mqtt.Client, _u: Any, mid: int, rc: ReasonCode, _p: Properties | None) -> None:
-            loop.call_soon_threadsafe(self._on_puback, session, mid, rc)
-
-        def on_log(_c: mqtt.Client, _u: Any, level: int, buf: str) -> None:
-            if level == mqtt.MQTT_LOG_ERR:
-                errors.append(buf)
-
-        client.on_connect = on_connect
-        client.on_disconnect = on_disconnect
-        client.on_publish = on_publish
-        client.on_log = on_log  # removed once connected: paho calls it for every packet
-        return connack, errors
-
-    async def _connect(self) -> _Session:
+    def _options(self) -> ClientOptions:
+        """TLS, credentials and the retained offline will; a clean session (nothing to resume: the spool
+        is the agent's state)."""
         cfg = self.cfg
-        client = self._new_client()
-        session = _Session(client, time.monotonic())
-        connack, errors = self._attach(client, session, asyncio.get_running_loop())
-        try:
-            await asyncio.to_thread(client.connect, cfg.host, cfg.port, cfg.keepalive_s, clean_start=True)
-        except ssl.SSLCertVerificationError as exc:
-            raise ConnectFailed("tls_verify", f"certificate verify failed: {exc.verify_message}") from exc
-        except ssl.SSLError as exc:
-            raise ConnectFailed("tls", str(exc)) from exc
-        except OSError as exc:
-            raise ConnectFailed("network", f"{type(exc).__name__}: {exc}") from exc
-        client.loop_start()
-        try:
-            rc = await asyncio.wait_for(connack, timeout=max(10.0, cfg.keepalive_s))
-        except TimeoutError:
-            await _teardown(client)
-            raise ConnectFailed("timeout", "no CONNACK from the broker") from None
-        client.on_log = None
-        if rc is None:
-            await _teardown(client)
-            detail = errors[-1] if errors else "connection closed before CONNACK"
-            tls = any(k in detail.lower() for k in ("ssl", "tls", "certificate", "alert"))
-            raise ConnectFailed("tls" if tls else "network", f"broker closed the connection: {detail}")
-        if rc.is_failure:
-            await _teardown(client)
-            cause = "auth" if rc.value in AUTH_REASONS else "connack"
-            raise ConnectFailed(cause, f"CONNACK refused: {rc} ({rc.value})")
+        return ClientOptions(
+            host=cfg.host,
+            port=cfg.port,
+            client_id=self.client_id,
+            keepalive_s=cfg.keepalive_s,
+            tls=cfg.tls,
+            username=cfg.username,
+            password=cfg.password,
+            clean_start=True,
+            will=Will(self.status_topic, json.dumps({"state": "offline"}), qos=1, retain=True),
+            max_inflight=cfg.max_inflight + 4,  # + room for status publishes
+        )
+
+    def _connect_failed(self, exc: ConnectFailed, delay: float) -> None:
+        self.last_error = str(exc)
+        self.metrics.inc("uplink_connect_failures_total", cause=exc.cause)
+        log.error(
+            "cloud broker connection failed: %s",
+            exc,
+            extra={
+                "event": "uplink_connect_failed",
+                "cause": exc.cause,
+                "host": self.cfg.host,
+                "port": self.cfg.port,
+                "retry_in_s": round(delay, 2),
+            },
+        )
+
+    def _connected(self, session: _Session) -> None:
+        cfg = self.cfg
         self._session = session
         self.connected = True
         self.last_error = None
@@ -283,13 +222,9 @@ class Uplink:
                 "client_id": self.client_id,
             },
         )
-        return session
 
     def _on_lost(self, session: _Session, reason: str) -> None:
-        if not session.lost.is_set():
-            session.lost_reason = reason
-            session.lost.set()
-            self._wake.set()
+        session.conn.mark_lost(reason)  # wakes the pump (on_lost)
 
     def _on_puback(self, session: _Session, mid: int, rc: ReasonCode) -> None:
         batch = session.inflight.pop(mid, None)
@@ -319,7 +254,7 @@ class Uplink:
             return
         if batch is None:
             return  # a status message
-        session.delivered = True
+        session.conn.healthy = True  # a delivery: this connection resets the backoff
         self.spool.delete_range(batch.lo, batch.hi)
         self.last_success = time.time()
         self.metrics.inc("readings_forwarded_total", batch.count)
@@ -398,9 +333,9 @@ class Uplink:
                         until = min(until, self._last_send + LINGER_S)
                     # Commits need not wake us before the deadline unless they fill the batch.
                     self._wake_seq = self._full_at(live_pos if newest_first else backlog_pos)
-                    await _wait(self._wake, max(0.0, until - now))
+                    await wait_event(self._wake, max(0.0, until - now))
                     continue
-            await _wait(self._wake, max(0.0, min(next_status - now, 1.0)))
+            await wait_event(self._wake, max(0.0, min(next_status - now, 1.0)))
 
     async def _begin(self, session: _Session) -> int:
         """Publish the online status; return the reconnect watermark (the spool's last seq)."""
@@ -465,7 +400,7 @@ class Uplink:
             deadline = time.monotonic() + self.shutdown_timeout_s
             while session.inflight and not session.lost.is_set() and time.monotonic() < deadline:
                 self._wake.clear()
-                await _wait(self._wake, deadline - time.monotonic())
+                await wait_event(self._wake, deadline - time.monotonic())
             if session.inflight:
                 log.warning(
                     "shutdown: batches still unacknowledged stay in the spool",
@@ -478,29 +413,10 @@ class Uplink:
             self.metrics.inc("uplink_disconnects_total")
             log.warning(
                 "cloud broker connection lost; readings stay in the spool",
-                extra={"event": "uplink_disconnected", "reason": session.lost_reason},
+                extra={"event": "uplink_disconnected", "reason": session.conn.lost_reason},
             )
         self.connected = False
         self.metrics.set("uplink_connected", 0)
         self.metrics.set("uplink_inflight_batches", 0)
         session.inflight.clear()
-        self._session = None
-        await _teardown(session.client)
-
-
-async def _teardown(client: mqtt.Client) -> None:
-    with contextlib.suppress(Exception):
-        client.disconnect()
-    await asyncio.to_thread(client.loop_stop)
-
-
-async def _wait(event: asyncio.Event, timeout: float) -> bool:
-    """Wait for ``event`` at most ``timeout`` seconds; True when it was set."""
-    if event.is_set():
-        return True
-    try:
-        async with asyncio.timeout(timeout):  # no extra Task per wait, unlike wait_for in 3.11
-            await event.wait()
-    except TimeoutError:
-        return False
-    return True
+        self._session = None  # the transport disconnects and stops the client

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Readings from both inputs reach the cloud broker (TLS, client cert, password, ACL) in contract shape."""
 
 from __future__ import annotations
@@ -6,8 +7,9 @@ import time
 
 import pytest
 from ironlink_agent.inputs.registers import encode
-from support.scenario import schema_validator, seqs, state, wait
+from support.scenario import schema_validator, seqs, state
 from support.stack import IDENTITY, TOPIC_PREFIX
+from testsupport.polling import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -141,7 +143,9 @@ def test_failing_modbus_device_stalls_neither_mqtt_nor_other_device(stack):
     # the healthy device kept its 10/s schedule while the other was down (allow for scheduling noise)
     window = time.time() - bad_stopped
     assert len(good_after(bad_stopped)) >= 0.5 * window / 0.1, (len(good_after(bad_stopped)), window)
-    wait(lambda: agent.metric("modbus_poll_errors_total", device="plc-dead") >= 2, 10, "poll errors counted")
+    wait_until(
+        lambda: agent.metric("modbus_poll_errors_total", device="plc-dead") >= 2, 10, "poll errors counted"
+    )
     assert agent.metric("modbus_poll_errors_total", device="plc-7") == 0
     warnings = [
         r

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Cloud outages: store-and-forward, delivery order after recovery, and kill -9 of the agent mid-outage."""
 
 from __future__ import annotations
@@ -6,7 +7,8 @@ import collections
 import time
 
 import pytest
-from support.scenario import publish_states, seqs, wait
+from support.scenario import publish_states, seqs
+from testsupport.polling import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -27,11 +29,11 @@ def test_outage_then_newest_first_then_backfill_oldest_first(stack):
     sub.wait_quiet(0.5)
 
     stack.cloud.stop()
-    wait(lambda: agent.metric("uplink_connected") == 0, 15, "the agent to notice the outage")
+    wait_until(lambda: agent.metric("uplink_connected") == 0, 15, "the agent to notice the outage")
     n = 3000
     publish_states(pub, 100, n)
     assert pub.wait_acked(n + 100) == n + 100
-    wait(lambda: agent.metric("spool_depth_readings") >= n, 30, "the backlog to be spooled")
+    wait_until(lambda: agent.metric("spool_depth_readings") >= n, 30, "the backlog to be spooled")
     assert len(set(seqs(sub))) == 100  # nothing got through meanwhile
     before = len(sub.batches())
 
@@ -48,7 +50,7 @@ def test_outage_then_newest_first_then_backfill_oldest_first(stack):
     assert sorted(set(rest) | set(first)) == list(range(100, 100 + n))
     counts = collections.Counter(seqs(sub))
     assert max(counts.values()) == 1, "no duplicates without a crash"
-    wait(lambda: agent.metric("spool_depth_readings") == 0, 15, "an empty spool")
+    wait_until(lambda: agent.metric("spool_depth_readings") == 0, 15, "an empty spool")
     assert agent.metric("uplink_connected") == 1
 
 
@@ -67,7 +69,7 @@ def test_kill9_during_outage_loses_nothing_that_was_acked(stack):
     # publish while the agent is committing, and kill -9 it in the middle of that stream
     total = 6000
     publish_states(pub, 200, 2500)
-    wait(lambda: agent.metric("readings_accepted_total") >= 1500, 20, "some readings accepted")
+    wait_until(lambda: agent.metric("readings_accepted_total") >= 1500, 20, "some readings accepted")
     publish_states(pub, 2700, 500)
     agent.kill9()
     killed_at = time.time()
@@ -75,7 +77,7 @@ def test_kill9_during_outage_loses_nothing_that_was_acked(stack):
     assert pub.wait_acked(total) == total, "local broker PUBACKs"
 
     agent.start()
-    wait(lambda: agent.metric("spool_depth_readings") >= 1, 20, "the restarted agent to see its spool")
+    wait_until(lambda: agent.metric("spool_depth_readings") >= 1, 20, "the restarted agent to see its spool")
     stack.cloud.start()
     sub.wait_for(lambda s: set(seqs(s)) >= set(range(total)), 90, "every acknowledged reading")
     sub.wait_quiet(1.0)

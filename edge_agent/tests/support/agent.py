@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The agent as a real subprocess (``python -m ironlink_agent run --config ...``), so tests can ``kill -9``
 it, read its JSON log, scrape its metrics endpoint and measure it from ``/proc``."""
 
@@ -16,8 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import yaml
-
-from . import procs
+from testsupport import procs
 
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 AGENT_CMD = [sys.executable, "-m", "ironlink_agent", "run", "--config"]

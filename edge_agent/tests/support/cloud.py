@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Cloud-side ingest stand-in: a persistent-session QoS 1 subscriber that records and decodes batches."""
 
 from __future__ import annotations
@@ -8,8 +9,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import paho.mqtt.client as mqtt
-from ironlink_agent.contract import wire
+from ironlink_contract import wire
 from paho.mqtt.enums import CallbackAPIVersion
+from testsupport.polling import wait_until
 
 
 @dataclass
@@ -83,18 +85,20 @@ class CloudSubscriber:
     def message_ids(self) -> set[str]:
         return {d["message_id"] for d in self.docs()}
 
+    def has(self, topic: str, payload: bytes) -> bool:
+        """Whether this exact message arrived (a sentinel, see ``Stack.cloud_sentinel``)."""
+        with self.lock:
+            return any(r.topic == topic and r.payload == payload for r in self.received)
+
     def bad_batches(self) -> list[Received]:
         return [b for b in self.batches() if b.error]
 
     def wait_for(self, predicate: Callable[[CloudSubscriber], bool], timeout: float, what: str = "") -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate(self):
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"cloud did not see {what or 'the expected data'} within {timeout}s "
-                    f"({len(self.message_ids())} unique readings in {len(self.batches())} batches)"
-                )
-            time.sleep(0.05)
+        try:
+            wait_until(lambda: predicate(self), timeout, f"the cloud to see {what or 'the expected data'}")
+        except AssertionError as exc:
+            counts = f"{len(self.message_ids())} unique readings in {len(self.batches())} batches"
+            raise AssertionError(f"{exc} ({counts})") from None
 
     def wait_quiet(self, quiet_s: float = 1.0, timeout: float = 30.0) -> None:
         """Wait until no batch arrived for ``quiet_s`` seconds."""

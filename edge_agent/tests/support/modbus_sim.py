@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A real pymodbus Modbus TCP (or RTU) server whose registers a test can change.
 
 Two ways to use it:
@@ -29,13 +30,16 @@ from pymodbus.framer import FramerType
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
+
+def _free_port(host: str = "127.0.0.1") -> int:
+    # testsupport is imported only in the test process: this file also runs alone as the simulator (in the
+    # tests and on Molecule's gateways, where only pymodbus is installed).
+    from testsupport.procs import free_port
+
+    return free_port(host)
+
+
 _TABLE_KEY = {"coil": "c", "discrete": "d", "holding": "h", "input": "i"}
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 class SimServer:
@@ -51,7 +55,7 @@ class SimServer:
         size: int = 512,
     ) -> None:
         self.host = host
-        self.port = port or free_port(host)
+        self.port = port or _free_port(host)
         self.serial_port = serial_port
         self.units = tuple(units)
         self.size = size
@@ -168,8 +172,8 @@ class ModbusSimProcess:
     """The simulator as a separate process: can be stopped (device offline) and restarted (same port)."""
 
     def __init__(self, *, units: Sequence[int] = (1,), size: int = 512, log_dir: Path | None = None) -> None:
-        self.port = free_port()
-        self.control_port = free_port()
+        self.port = _free_port()
+        self.control_port = _free_port()
         self.units = units
         self.size = size
         self.log_dir = log_dir
@@ -245,7 +249,7 @@ class ModbusSimProcess:
             self._control = None
             self._buffer = b""
         if self.proc is not None:
-            from . import procs  # not at the top: this file also runs as a script (the simulator process)
+            from testsupport import procs  # not at the top: see _free_port
 
             procs.kill(self.proc, check=True)
             if self.proc.stdout:

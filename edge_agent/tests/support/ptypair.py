@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A virtual null-modem cable: two pseudo-terminals whose traffic a thread relays both ways.
 
 ``socat`` is not installed here, so this plays its ``pty,raw <-> pty,raw`` role for RTU tests: open

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A machine-side MQTT publisher on the local broker that counts the PUBACKs it got."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Small helpers shared by the end-to-end tests."""
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from .publisher import LocalPublisher
 
 
 def schema_validator() -> jsonschema.protocols.Validator:
-    text = resources.files("ironlink_agent.contract").joinpath("schema/telemetry-v1.json").read_text()
+    text = resources.files("ironlink_contract").joinpath("schema/telemetry-v1.json").read_text()
     schema = json.loads(text)
     cls = jsonschema.validators.validator_for(schema)
     cls.check_schema(schema)
@@ -42,11 +43,3 @@ def publish_states(pub: LocalPublisher, first: int, n: int, machine: str = "M-10
 def seqs(sub: CloudSubscriber, machine: str = "M-100") -> list[int]:
     """The ``seq`` metric of every delivered document of ``machine``, in arrival order (duplicates kept)."""
     return [d["metrics"]["seq"] for d in sub.docs() if d["machine_id"] == machine and "seq" in d["metrics"]]
-
-
-def wait(predicate, timeout: float, what: str, interval: float = 0.05) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)

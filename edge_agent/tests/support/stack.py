@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The whole test bench wired together: local broker, cloud broker (TLS+ACL+passwords), cloud subscriber,
 Modbus simulators and agent processes, with one ``close()`` that kills everything by PID."""
 
@@ -10,11 +11,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from testsupport.certs import Pki
+from testsupport.mosquitto import Broker, CloudAccounts, cloud_broker, local_broker
+from testsupport.polling import wait_until
+from testsupport.procs import free_port
+
 from .agent import AgentProcess, write_config
-from .certs import Pki
 from .cloud import CloudSubscriber
-from .modbus_sim import ModbusSimProcess, free_port
-from .mosquitto import Broker, CloudAccounts, cloud_broker, local_broker
+from .modbus_sim import ModbusSimProcess
 from .publisher import LocalPublisher
 
 IDENTITY = {
@@ -57,6 +63,7 @@ class Stack:
         self.agents: list[AgentProcess] = []
         self.sims: list[ModbusSimProcess] = []
         self._closers: list[Callable[[], None]] = []
+        self._sentinels = 0
         self.local: Broker = local_broker(tmp / "local")
         self.cloud: Broker = cloud_broker(tmp / "cloud", pki, ACCOUNTS)
         self.subscriber = CloudSubscriber(
@@ -134,6 +141,28 @@ class Stack:
         if modbus:
             cfg["modbus"] = modbus
         return cfg
+
+    def cloud_sentinel(self, timeout: float = 20) -> None:
+        """Publish a marker through the cloud broker and wait until the subscriber has it.
+
+        A negative check ("the agent delivered nothing") waits for this instead of sleeping: the broker
+        forwards to the subscriber in the order it accepted messages, so once the marker, published after
+        the forbidden attempt, has arrived, anything the broker accepted before it has arrived too.
+        """
+        self._sentinels += 1
+        topic, payload = f"{TOPIC_PREFIX}/sentinel", f"sentinel-{self._sentinels}".encode()
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="test-sentinel", protocol=mqtt.MQTTv311)
+        client.username_pw_set(ACCOUNTS.gateway_user, ACCOUNTS.gateway_password)
+        client.connect("127.0.0.1", self.cloud.ports["plain"], keepalive=10)
+        client.loop_start()
+        try:
+            info = client.publish(topic, payload, qos=1)
+            info.wait_for_publish(timeout)
+            assert info.is_published(), "the cloud broker did not take the sentinel"
+        finally:
+            client.disconnect()
+            client.loop_stop()
+        wait_until(lambda: self.subscriber.has(topic, payload), timeout, "the cloud sentinel")
 
     def agent(self, config: dict, name: str = "agent", password: str | None = None) -> AgentProcess:
         (self.tmp / "spool").mkdir(exist_ok=True)

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """``ironlink-agent check-config``: every error printed, exit 2; valid -> one line, exit 0."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """load_config: typed result, every error at once with field paths, secrets, identity sources."""
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from ironlink_agent.config import ConfigError, load_config, parse_config
-from ironlink_agent.contract.model import Identity
+from ironlink_contract.model import Identity
 
 IDENTITY_BLOCK = """\
 identity:

@@ -1,4 +1,10 @@
-"""The agent's identity rules must equal the fleet collection's (module_utils/_identity.py)."""
+# SPDX-License-Identifier: Apache-2.0
+"""The telemetry contract's identity rules equal the fleet collection's (module_utils/_identity.py).
+
+The collection defines them once; ``ironlink_contract.model`` keeps a copy (the contract is standard library
+only and installed without the collection) and its JSON schema is held to that copy by the contract's tests.
+This test cannot skip: the collection file is found from the repository root, and a missing file fails.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +13,19 @@ import re
 from pathlib import Path
 
 import pytest
-from ironlink_agent.contract import model
+from ironlink_contract import model
 
-COLLECTION_FILE = (
-    Path(__file__).resolve().parents[3]
-    / "collections/ansible_collections/ironlink/fleet/plugins/module_utils/_identity.py"
-)
+# edge_agent/tests/unit/<this file> -> the repository root, checked by its Makefile so that a moved test
+# fails here instead of looking somewhere else.
+REPO_ROOT = Path(__file__).resolve().parents[3]
+COLLECTION = REPO_ROOT / "collections/ansible_collections/ironlink/fleet"
+COLLECTION_FILE = COLLECTION / "plugins/module_utils/_identity.py"
 
 
 @pytest.fixture(scope="module")
 def collection():
-    if not COLLECTION_FILE.exists():
-        pytest.skip(f"collection identity rules not written yet: {COLLECTION_FILE}")
+    assert (REPO_ROOT / "Makefile").is_file(), f"not the repository root: {REPO_ROOT}"
+    assert COLLECTION_FILE.is_file(), f"the collection's identity rules are missing: {COLLECTION_FILE}"
     spec = importlib.util.spec_from_file_location("_ironlink_fleet_identity", COLLECTION_FILE)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

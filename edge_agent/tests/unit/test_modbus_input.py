@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The Modbus poller against a real pymodbus server (in the test's event loop, or over a pty pair for RTU)."""
 
 from __future__ import annotations
@@ -9,12 +10,13 @@ import time
 
 import pytest
 from ironlink_agent.config import ModbusDeviceConfig, RegisterMap
-from ironlink_agent.contract.model import Reading, Rejected
 from ironlink_agent.inputs import modbus_input
 from ironlink_agent.inputs import registers as regs
-from ironlink_agent.metrics import Metrics
-from support.modbus_sim import SimServer, free_port
+from ironlink_agent.metrics import AgentMetrics, Metrics
+from ironlink_contract.model import Reading, Rejected
+from support.modbus_sim import SimServer
 from support.ptypair import PtyPair
+from testsupport.procs import free_port
 
 
 class Sink:
@@ -90,7 +92,7 @@ def run(coro, timeout=20):
 
 async def poll_one(dev: ModbusDeviceConfig, **kw) -> tuple[Reading | None, Sink, Metrics]:
     """One poll as the poller's loop does it (connect, poll, release), with its sink and metrics."""
-    sink, metrics = Sink(), Metrics()
+    sink, metrics = Sink(), AgentMetrics()
     poller = modbus_input.DevicePoller(dev, sink, metrics, asyncio.Event(), **kw)
     assert await poller._ensure_connected()
     reading = await poller.poll_once()
@@ -102,7 +104,7 @@ def test_poll_decodes_every_type_in_coalesced_blocks():
     async def scenario():
         async with SimServer() as sim:
             maps = _load(sim, ALL_TYPES)
-            sink, metrics = Sink(), Metrics()
+            sink, metrics = Sink(), AgentMetrics()
             poller = modbus_input.DevicePoller(
                 device(port=sim.port, registers=maps), sink, metrics, asyncio.Event()
             )
@@ -173,7 +175,7 @@ def test_unreachable_device_backs_off_counts_and_stops_promptly():
     port = free_port()  # nothing listens here
 
     async def scenario():
-        sink, metrics, stop = Sink(), Metrics(), asyncio.Event()
+        sink, metrics, stop = Sink(), AgentMetrics(), asyncio.Event()
         dev = device(port=port, registers=[reg("x", "holding", 0)], timeout_s=0.2)
         task = asyncio.create_task(modbus_input.run_device(dev, sink, metrics, stop))
         await asyncio.sleep(2.5)
@@ -197,7 +199,7 @@ def test_slow_device_does_not_stall_another_device():
             fast.set("holding", 0, [1])
             slow.set("holding", 0, [2])
             slow.delay = 5.0  # answers far beyond its 0.3 s timeout
-            sink, metrics, stop = Sink(), Metrics(), asyncio.Event()
+            sink, metrics, stop = Sink(), AgentMetrics(), asyncio.Event()
             devs = [
                 device("fast", port=fast.port, registers=[reg("v", "holding", 0)], poll_interval_s=0.1),
                 device("slow", port=slow.port, registers=[reg("v", "holding", 0)], timeout_s=0.3),
@@ -223,7 +225,7 @@ def test_reconnects_after_the_device_comes_back():
     port = free_port()
 
     async def scenario():
-        sink, metrics, stop = Sink(), Metrics(), asyncio.Event()
+        sink, metrics, stop = Sink(), AgentMetrics(), asyncio.Event()
         dev = device(port=port, registers=[reg("v", "holding", 0)], poll_interval_s=0.1, timeout_s=0.3)
         task = asyncio.create_task(modbus_input.run_device(dev, sink, metrics, stop))
         async with SimServer(port=port) as sim:
@@ -268,7 +270,7 @@ def test_poller_survives_a_crash_inside_poll(monkeypatch):
     async def scenario():
         async with SimServer() as sim:
             sim.set("holding", 0, [5])
-            sink, metrics, stop = Sink(), Metrics(), asyncio.Event()
+            sink, metrics, stop = Sink(), AgentMetrics(), asyncio.Event()
             calls = {"n": 0}
             original = modbus_input.DevicePoller.poll_once
 
@@ -351,7 +353,7 @@ def test_rtu_units_on_one_serial_line_share_the_port():
             async with SimServer(serial_port=pair.b, units=(1, 2)) as sim:
                 sim.set("holding", 0, [11], unit=1)
                 sim.set("holding", 0, [22], unit=2)
-                sink, metrics, stop = Sink(), Metrics(), asyncio.Event()
+                sink, metrics, stop = Sink(), AgentMetrics(), asyncio.Event()
                 devs = [
                     device(
                         f"rtu{u}",

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """MQTT topic maps: machine ids, JSON and number payloads, timestamps, hostile payloads."""
 
 from __future__ import annotations
@@ -6,9 +7,9 @@ import json
 
 import pytest
 from ironlink_agent.config import MetricSpec, MqttTopicMap
-from ironlink_agent.contract.model import Reading, Rejected
 from ironlink_agent.inputs.mqtt_mapping import MAX_PAYLOAD_BYTES, map_message
 from ironlink_agent.normalise import Normaliser
+from ironlink_contract.model import Reading, Rejected
 
 NOW = 1_763_800_000_000
 CAT = Normaliser(

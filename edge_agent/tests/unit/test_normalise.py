@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Normaliser: coercion rules, bounds, reason codes, speed."""
 
 from __future__ import annotations
@@ -6,8 +7,8 @@ import time
 
 import pytest
 from ironlink_agent.config import MetricSpec
-from ironlink_agent.contract.model import Reading, Rejected
 from ironlink_agent.normalise import Normaliser
+from ironlink_contract.model import Reading, Rejected
 
 T = 1_763_800_000_000
 SPECS = [

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Register decoding against hand-written byte patterns (not against our own encoder)."""
 
 from __future__ import annotations

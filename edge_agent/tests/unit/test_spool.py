@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Spool: group commit, acks after commit, bounds and policies, low disk, SQLITE_FULL, quarantine."""
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
-from ironlink_agent.contract.model import Reading, Rejected
-from ironlink_agent.metrics import Metrics
+from ironlink_agent.metrics import AgentMetrics, Metrics
 from ironlink_agent.spool import Spool, quarantine_if_corrupt
 from ironlink_agent.status import export, spool_stats
+from ironlink_contract.model import Reading, Rejected
+from testsupport.polling import wait_until
 
 BASE_TS = 1_763_800_000_000
 
@@ -27,7 +29,7 @@ def readings(n: int, start: int = 0) -> list[Reading]:
 
 
 def make(tmp_path: Path, **kw) -> tuple[Spool, Metrics]:
-    metrics = Metrics()
+    metrics = AgentMetrics()
     kw.setdefault("min_free_bytes", 0)
     spool = Spool(tmp_path / "spool.db", metrics, **kw)
     spool.open()
@@ -165,10 +167,9 @@ def test_sqlite_full_keeps_readings_queued_and_retries(tmp_path, caplog):
     acks = []
     with caplog.at_level(logging.ERROR):
         spool.submit(readings(2000), lambda: acks.append(1))
-        deadline = time.monotonic() + 5
-        while metrics.get("spool_commit_errors_total") < 2 and time.monotonic() < deadline:
-            time.sleep(0.01)
-    assert metrics.get("spool_commit_errors_total") >= 2
+        wait_until(
+            lambda: metrics.get("spool_commit_errors_total") >= 2, 5, "two failed commits", interval=0.01
+        )
     assert acks == []
     assert spool.snapshot().commit_failing
     assert spool.writer_alive()

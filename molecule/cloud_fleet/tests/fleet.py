@@ -1,6 +1,6 @@
 """What the cloud_fleet tests share: the hosts and identities, this run's credentials, MQTT clients and
-agent-format batches, InfluxDB queries over HTTP from the controller, metrics scraping inside the containers
-and a polling wait."""
+agent-format batches, InfluxDB queries over HTTP from the controller, metrics scraping inside the containers.
+Polling is testsupport.polling.wait_until, MQTT over TLS testsupport.mqtt_tls (tests/ is on PYTHONPATH)."""
 
 from __future__ import annotations
 
@@ -12,14 +12,14 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
 import testinfra
-from ironlink_agent.contract import wire
-from ironlink_agent.contract.model import Identity, Reading
-from mqtt_tls import Client
+from ironlink_contract import wire
+from ironlink_contract.model import Identity, Reading
+from testsupport.mqtt_tls import Client
+from testsupport.polling import wait_until
 
 EPHEMERAL = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
 CLOUD_IP = "10.89.79.10"
@@ -147,14 +147,6 @@ def health(name: str, port: int) -> dict:
     return json.loads(out.stdout) if out.stdout else {}
 
 
-def wait(predicate: Callable[[], object], timeout: float, what: str, interval: float = 1.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
-
-
 def publish_series(gateway: str, machine: str, count: int, rate: float) -> str:
     """Publish seq 0..count-1 of ``machine`` to the gateway's local broker at ``rate``/s, in the background
     (a transient systemd unit, so it survives this call); returns the unit name."""
@@ -170,4 +162,9 @@ def publish_series(gateway: str, machine: str, count: int, rate: float) -> str:
 
 def wait_unit_done(gateway: str, unit: str) -> None:
     """Wait until a transient unit of ``publish_series`` has finished."""
-    wait(lambda: host(gateway).run(f"systemctl is-active {unit}").rc != 0, 60, f"{unit} to finish")
+    wait_until(
+        lambda: host(gateway).run(f"systemctl is-active {unit}").rc != 0,
+        60,
+        f"{unit} to finish",
+        interval=1.0,
+    )

@@ -29,9 +29,9 @@ from fleet import (
     rows,
     seqs,
     user,
-    wait,
     wait_unit_done,
 )
+from testsupport.polling import wait_until
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -52,7 +52,12 @@ def set_register(gateway: str, value: int) -> None:
 
 @pytest.mark.parametrize("gateway", [GW_A, GW_B])
 def test_agent_is_up_and_connected(gateway: str) -> None:
-    wait(lambda: health(gateway, AGENT_PORT).get("status") == "ok", 60, f"{gateway}'s agent to be healthy")
+    wait_until(
+        lambda: health(gateway, AGENT_PORT).get("status") == "ok",
+        60,
+        f"{gateway}'s agent to be healthy",
+        interval=1.0,
+    )
     assert metric_sum(metrics(gateway, AGENT_PORT), "ironlink_agent_uplink_connected") == 1
 
 
@@ -63,7 +68,12 @@ def test_modbus_readings_land_in_own_database_with_identity_tags(gateway: str) -
     set_register(gateway, value)
     latest = "SELECT * FROM telemetry WHERE machine_id = 'PLC-1' ORDER BY time DESC LIMIT 1"
     expected = [value / 10]
-    wait(lambda: [r["temperature"] for r in rows(latest, client)] == expected, 60, f"{expected} from PLC-1")
+    wait_until(
+        lambda: [r["temperature"] for r in rows(latest, client)] == expected,
+        60,
+        f"{expected} from PLC-1",
+        interval=1.0,
+    )
     point = rows(latest, client)[0]  # SELECT * returns the tags as columns
     expected = dataclasses.asdict(IDENTITY[gateway])
     assert {k: point[k] for k in expected} == expected
@@ -73,7 +83,12 @@ def test_modbus_readings_land_in_own_database_with_identity_tags(gateway: str) -
 def test_each_client_database_holds_only_its_own_client() -> None:
     for gateway in (GW_A, GW_B):
         client = client_of(gateway)
-        wait(lambda c=client: rows("SELECT count(temperature) FROM telemetry", c), 60, f"points of {client}")
+        wait_until(
+            lambda c=client: rows("SELECT count(temperature) FROM telemetry", c),
+            60,
+            f"points of {client}",
+            interval=1.0,
+        )
         keys = '"client_id", "site_id", "gateway_id"'
         found = rows(f"SHOW TAG VALUES FROM telemetry WITH KEY IN ({keys})", client)
         identity = IDENTITY[gateway]
@@ -87,7 +102,12 @@ def test_each_client_database_holds_only_its_own_client() -> None:
 def test_mqtt_sensor_readings_arrive_once_each() -> None:
     sensor = f"SENSOR-{uuid.uuid4().hex[:6].upper()}"
     unit = publish_series(GW_B, sensor, 40, rate=20)
-    wait(lambda: sorted(seqs("ZAM-WELD", sensor)) == list(range(40)), 60, f"40 readings of {sensor}")
+    wait_until(
+        lambda: sorted(seqs("ZAM-WELD", sensor)) == list(range(40)),
+        60,
+        f"40 readings of {sensor}",
+        interval=1.0,
+    )
     assert host(GW_B).run(f"systemctl is-active {unit}").stdout.strip() != "failed"
     assert seqs("ACME-PACK", sensor) == []
 
@@ -113,7 +133,7 @@ def test_one_hour_rollup_cq_exists_and_the_one_minute_tier_runs_by_itself() -> N
         assert "RESAMPLE EVERY 1h FOR 2h" in stored[(db, "cq_rollup_1h")]
     # InfluxDB runs the 1-minute CQ on its own schedule: rolled-up agent data appears without any help.
     for client in DB:
-        wait(
+        wait_until(
             lambda c=client: rows('SELECT count(*) FROM "rollup_1m"."telemetry"', c),
             200,
             f"InfluxDB's own 1-minute rollup of {client}",
@@ -146,7 +166,9 @@ def _outage(gateway: str, machine: str, service: str, down_check) -> None:
     finally:
         cloud.check_output(f"systemctl start {service}")
     wait_unit_done(gateway, unit)
-    wait(lambda: len(seqs(client, machine)) >= count, 180, f"all {count} readings of {machine}", interval=2)
+    wait_until(
+        lambda: len(seqs(client, machine)) >= count, 180, f"all {count} readings of {machine}", interval=2
+    )
     stored = seqs(client, machine)
     assert sorted(stored) == list(range(count)), f"missing {sorted(set(range(count)) - set(stored))[:20]}"
     assert metric_sum(metrics(gateway, AGENT_PORT), "ironlink_agent_readings_dropped_total") == 0
@@ -165,10 +187,11 @@ def test_broker_outage_of_a_minute_loses_nothing() -> None:
         assert metric_sum(metrics(GW_B, AGENT_PORT), "ironlink_agent_uplink_connected") == 0
 
     _outage(GW_B, "OUTAGE-MQ", "mosquitto", agent_sees_broker_down)
-    wait(
+    wait_until(
         lambda: metric_sum(metrics(GW_B, AGENT_PORT), "ironlink_agent_uplink_connected") == 1,
         60,
         "the agent to reconnect",
+        interval=1.0,
     )
 
 
@@ -186,6 +209,13 @@ def test_broker_restart_during_a_storage_outage_loses_nothing() -> None:
     finally:
         cloud.check_output("systemctl start influxdb")
     wait_unit_done(GW_A, unit)
-    wait(lambda: cloud.run("curl -sf http://10.89.79.10:8086/ping").rc == 0, 60, "InfluxDB to answer")
-    wait(lambda: len(seqs("ACME-PACK", machine)) >= 100, 120, f"all 100 readings of {machine}", interval=2)
+    wait_until(
+        lambda: cloud.run("curl -sf http://10.89.79.10:8086/ping").rc == 0,
+        60,
+        "InfluxDB to answer",
+        interval=1.0,
+    )
+    wait_until(
+        lambda: len(seqs("ACME-PACK", machine)) >= 100, 120, f"all 100 readings of {machine}", interval=2
+    )
     assert sorted(seqs("ACME-PACK", machine)) == list(range(100))

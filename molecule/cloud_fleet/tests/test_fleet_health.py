@@ -6,7 +6,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from fleet import GW_A, GW_B, INGEST_PORTS, host, metrics, rows, wait
+from fleet import GW_A, GW_B, INGEST_PORTS, host, metrics, rows
+from testsupport.polling import wait_until
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -29,7 +30,12 @@ def online_since(client: str, gateway_id: str, since_ms: int) -> list[bool]:
 @pytest.mark.parametrize("gateway", [GW_A, GW_B])
 def test_each_gateway_reports_online_in_its_own_database(gateway: str) -> None:
     client, _site, gateway_id = gateway.split("/")
-    wait(lambda: (last_status(client, gateway_id) or {}).get("online") is True, 60, f"{gateway} online")
+    wait_until(
+        lambda: (last_status(client, gateway_id) or {}).get("online") is True,
+        60,
+        f"{gateway} online",
+        interval=1.0,
+    )
     other = "ZAM-WELD" if client == "ACME-PACK" else "ACME-PACK"
     assert rows("SHOW TAG VALUES FROM gateway_status WITH KEY = client_id", other) == [
         {"key": "client_id", "value": other}
@@ -56,7 +62,14 @@ def test_a_stopped_agent_shows_offline_then_online_again() -> None:
     gateway = host(GW_A)
     gateway.check_output("systemctl stop ironlink-agent")
     try:
-        wait(lambda: False in online_since(client, gateway_id, since), 30, "the offline status")
+        wait_until(
+            lambda: False in online_since(client, gateway_id, since), 30, "the offline status", interval=1.0
+        )
     finally:
         gateway.check_output("systemctl start ironlink-agent")
-    wait(lambda: online_since(client, gateway_id, since)[-1:] == [True], 60, "the agent back online")
+    wait_until(
+        lambda: online_since(client, gateway_id, since)[-1:] == [True],
+        60,
+        "the agent back online",
+        interval=1.0,
+    )

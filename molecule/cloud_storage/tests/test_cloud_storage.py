@@ -10,14 +10,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
+from testsupport.playbook import ansible_playbook
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent
-PROJECT_DIR = SCENARIO_DIR.parent.parent
 EPHEMERAL = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
 API = "http://127.0.0.1:8086"
 DB_A = "ironlink_zam_weld"
@@ -183,23 +182,6 @@ def backups(host):
     return sorted(out.split())
 
 
-def ansible_playbook(playbook, *extra):
-    """Run a playbook against the Molecule inventory (a directory: hosts, group_vars, generated inventory)."""
-    env = dict(os.environ)
-    env.setdefault("ANSIBLE_ROLES_PATH", str(PROJECT_DIR / "roles"))
-    env.setdefault("ANSIBLE_COLLECTIONS_PATH", str(PROJECT_DIR / "collections"))
-    env["ANSIBLE_NOCOLOR"] = "1"
-    inventory = str(Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent)
-    cmd = ["ansible-playbook", "-i", inventory, str(playbook), *extra]
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, check=False, cwd=PROJECT_DIR)
-
-
-def run_playbook(playbook, *extra):
-    result = ansible_playbook(playbook, *extra)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    return result.stdout
-
-
 def test_backup_wipe_restore_reads_the_same_points(host):
     points = [f"restore_probe,gw=GW-0{i} value={i}.5 {hours_ago(2) + i * 10**9}" for i in range(1, 6)]
     assert write(host, DB_A, points, A_WRITE)[0] == 204
@@ -214,12 +196,13 @@ def test_backup_wipe_restore_reads_the_same_points(host):
     assert query(host, f'DROP DATABASE "{DB_A}"', ADMIN)[0] == 200
     assert DB_A not in {r["name"] for r in rows(query(host, "SHOW DATABASES", ADMIN)[1])}
 
-    run_playbook(
+    ansible_playbook(
         "playbooks/cloud/storage_restore.yml",
         "-e",
         f"storage_restore_database={DB_A}",
         "-e",
         f"storage_restore_backup={backup}",
+        check=True,
     )
     after = rows(query(host, select, A_READ, db=DB_A)[1])
     assert after == before
@@ -251,12 +234,13 @@ def test_backup_retention_keeps_the_newest(host):
 
 @pytest.mark.parametrize("group", ["gateways_without_acme"])
 def test_removed_client_loses_access_but_keeps_data(host, group):
-    run_playbook(
+    ansible_playbook(
         SCENARIO_DIR / "converge.yml",
         "--tags",
         "cloud_storage_provision",
         "-e",
         f"cloud_storage_gateway_group={group}",
+        check=True,
     )
     try:
         assert write(host, DB_B, ["gone value=1"], B_WRITE)[0] == 401
@@ -265,5 +249,5 @@ def test_removed_client_loses_access_but_keeps_data(host, group):
         _, body = query(host, 'SELECT count(*) FROM "rollup_1h"."machine"', ADMIN, db=DB_B)
         assert rows(body), "the removed client's data is kept"
     finally:
-        run_playbook(SCENARIO_DIR / "converge.yml", "--tags", "cloud_storage_provision")
+        ansible_playbook(SCENARIO_DIR / "converge.yml", "--tags", "cloud_storage_provision", check=True)
     assert write(host, DB_B, [f"back value=1 {hours_ago(1)}"], B_WRITE)[0] == 204

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from conftest import IDENTITY, SCENARIO_DIR, TESTINFRA_HOSTS, run_ansible
+from conftest import IDENTITY, SCENARIO_DIR, TESTINFRA_HOSTS
+from testsupport.playbook import ansible_playbook, output, run_ansible
 
 testinfra_hosts = TESTINFRA_HOSTS
 
@@ -91,11 +92,10 @@ def test_identity_json(host):
     assert (d.user, d.mode) == ("root", 0o755)
 
 
-def test_local_fact_readable_by_ansible(ansible_env):
+def test_local_fact_readable_by_ansible():
     # What later roles see: ansible_facts['ansible_local']['ironlink'] as gathered by setup.
     setup = ("-m", "ansible.builtin.setup", "-a", "filter=ansible_local", "-o")
-    result = run_ansible(ansible_env, "ansible", "all", *setup)
-    assert result.returncode == 0, result.stdout + result.stderr
+    result = run_ansible("ansible", "all", *setup, check=True)
     out = result.stdout
     payload = json.loads(out.split(" => ", 1)[1].strip())
     assert payload["ansible_facts"]["ansible_local"]["ironlink"] == IDENTITY
@@ -116,10 +116,9 @@ def _last_values(cat_config: str) -> dict[str, str]:
 IDENTITY_FILES = "/etc/ironlink/identity.json /etc/ansible/facts.d/ironlink.fact"
 
 
-def test_identity_preflight_refuses_bad_id(host, ansible_env):
+def test_identity_preflight_refuses_bad_id(host):
     before = host.check_output(f"sha256sum {IDENTITY_FILES}")
-    result = run_ansible(ansible_env, "ansible-playbook", str(SCENARIO_DIR / "identity_invalid.yml"))
-    output = result.stdout + result.stderr
-    assert result.returncode == 2, output
-    assert 'gateway_identity_client_id="acme" does not match' in output
+    result = ansible_playbook(SCENARIO_DIR / "identity_invalid.yml")
+    assert result.returncode == 2, output(result)
+    assert 'gateway_identity_client_id="acme" does not match' in output(result)
     assert host.check_output(f"sha256sum {IDENTITY_FILES}") == before

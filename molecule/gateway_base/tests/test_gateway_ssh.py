@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from conftest import SCENARIO_DIR, TESTINFRA_HOSTS, run_ansible
+from conftest import SCENARIO_DIR, TESTINFRA_HOSTS
+from testsupport.playbook import ansible_playbook, output
 
 testinfra_hosts = TESTINFRA_HOSTS
 
@@ -53,12 +54,11 @@ def test_admin_key_installed(host):
     assert "opsadmin@ironlink-molecule (ED25519)" in keys
 
 
-def test_lockout_guard_refuses_keyless_user(host, ansible_env):
+def test_lockout_guard_refuses_keyless_user(host):
     before = host.check_output(f"sha256sum {DROPIN}")
-    result = run_ansible(ansible_env, "ansible-playbook", str(SCENARIO_DIR / "guard.yml"))
-    output = result.stdout + result.stderr
-    assert result.returncode == 2, output
-    assert "SSH lock-out guard: user 'nokeys' has no usable public key" in " ".join(output.split())
+    result = ansible_playbook(SCENARIO_DIR / "guard.yml")
+    assert result.returncode == 2, output(result)
+    assert "SSH lock-out guard: user 'nokeys' has no usable public key" in output(result)
     assert "changed=0" in result.stdout
     assert host.check_output(f"sha256sum {DROPIN}") == before
     assert _sshd_effective(host)["maxauthtries"] == "4"

@@ -4,6 +4,7 @@ import json
 
 import pytest
 from svc_hosts import CONNECT, FRESH, PRELOADED, connect, gw
+from testsupport.polling import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -14,13 +15,12 @@ def listeners():
         host, unit = gw(name), f"ironlink-verify-{port}"
         host.run("systemctl stop %s; systemctl reset-failed %s", unit, unit)
         host.check_output("systemd-run --unit=%s python3 -m http.server %s", unit, str(port))
-        started.append((host, unit))
-    for host, _ in started:
-        host.check_output(
-            "for i in $(seq 50); do ss -Htln | grep -qE ':(1883|9090) ' && break; sleep 0.1; done; true"
-        )
+        started.append((host, unit, port))
+    for host, unit, port in started:
+        socket = host.socket(f"tcp://0.0.0.0:{port}")
+        wait_until(lambda s=socket: s.is_listening, 10, f"{unit} to listen")
     yield
-    for host, unit in started:
+    for host, unit, _ in started:
         host.run("systemctl stop %s", unit)
 
 

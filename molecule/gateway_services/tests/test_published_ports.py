@@ -6,6 +6,7 @@ network namespace with a listener, and the rules are the ones `docker run -p POR
 
 import pytest
 from svc_hosts import CONNECT, FRESH, PRELOADED, connect, gw
+from testsupport.polling import wait_until
 
 CTR_IP = "172.17.0.99"
 PORTS = ["3000", "8081"]  # 3000 is an edge port, 8081 is not
@@ -26,9 +27,6 @@ for port in {" ".join(PORTS)}; do
   iptables -t nat -A DOCKER ! -i docker0 -p tcp --dport $port -j DNAT --to-destination {CTR_IP}:$port
   iptables -A DOCKER -d {CTR_IP}/32 ! -i docker0 -o docker0 -p tcp --dport $port -j ACCEPT
 done
-for i in $(seq 50); do
-  [ "$(ip netns exec ilv-ctr ss -Htln | wc -l)" -ge {len(PORTS)} ] && break; sleep 0.1
-done
 """
 
 TEARDOWN = f"""
@@ -48,6 +46,13 @@ def published():
     for name in (FRESH, PRELOADED):
         gw(name).run(TEARDOWN)
         gw(name).check_output(SETUP)
+    for name in (FRESH, PRELOADED):
+        host = gw(name)
+        wait_until(
+            lambda h=host: len(h.check_output("ip netns exec ilv-ctr ss -Htln").splitlines()) >= len(PORTS),
+            10,
+            f"the container's listeners on {name}",
+        )
     yield
     for name in (FRESH, PRELOADED):
         gw(name).run(TEARDOWN)

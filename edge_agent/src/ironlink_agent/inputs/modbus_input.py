@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Modbus TCP/RTU poller: one asyncio task per device (see DESIGN.md, "Runtime interfaces").
 
 Each TCP device gets its own client, its own poll schedule and its own timeouts, so a dead or slow device
@@ -24,9 +25,11 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ironlink_agent.backoff import Backoff
-from ironlink_agent.contract.model import Reading, Rejected
+from ironlink_contract.model import Reading, Rejected
+from ironlink_service.backoff import Backoff
+
 from ironlink_agent.inputs import registers as regs
+from ironlink_agent.sink import Sink
 
 if TYPE_CHECKING:
     from ironlink_agent.config import ModbusDeviceConfig, RegisterMap
@@ -37,11 +40,6 @@ log = logging.getLogger(__name__)
 POLL_ERRORS = "modbus_poll_errors_total"
 BACKOFF_INITIAL_S = 1.0
 BACKOFF_MAX_S = 30.0
-
-
-class SinkLike(Protocol):
-    def accept(self, readings: list[Reading], ack: Callable[[], None] | None = None) -> None: ...
-    def reject(self, rejected: Rejected) -> None: ...
 
 
 class MetricsLike(Protocol):
@@ -135,7 +133,7 @@ class DevicePoller:
     def __init__(
         self,
         device: ModbusDeviceConfig,
-        sink: SinkLike,
+        sink: Sink,
         metrics: MetricsLike,
         stop: asyncio.Event,
         *,
@@ -387,7 +385,7 @@ class DevicePoller:
 
 async def run_device(
     device: ModbusDeviceConfig,
-    sink: SinkLike,
+    sink: Sink,
     metrics: MetricsLike,
     stop: asyncio.Event,
     *,
@@ -414,7 +412,7 @@ async def run_device(
 
 async def _run_poller(
     device: ModbusDeviceConfig,
-    sink: SinkLike,
+    sink: Sink,
     metrics: MetricsLike,
     stop: asyncio.Event,
     normaliser: Normaliser | None,

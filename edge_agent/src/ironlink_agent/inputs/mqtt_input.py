@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Local MQTT input: subscribe, map each message to a Reading (or a dead letter), ack after the commit.
 
 Durability hinges on three paho/MQTT v5 settings:
@@ -12,6 +13,11 @@ Durability hinges on three paho/MQTT v5 settings:
   the spool writer falls behind, acks slow down, and the broker stops sending — back-pressure without an
   unbounded queue in the agent.
 
+The connection is the service library's MQTT transport (``ironlink_service.mqtt``): one fresh client per
+connection, reconnects after the shared backoff (paho's own reconnect is off). An ack that comes after
+its connection was lost goes to that closed client and is dropped; the broker redelivers the message on
+the next connection (same packet id, DUP), and the spool acks that redelivery.
+
 ``Client.ack()`` is called from the spool writer thread. That is safe with ``loop_start()``: paho queues
 the PUBACK on a deque and wakes its network thread through its socket pair; the network thread does
 the write (paho 2.2 ``_packet_queue``).
@@ -24,17 +30,17 @@ import hashlib
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-from paho.mqtt.reasoncodes import ReasonCode
+from ironlink_contract.model import Rejected
+from ironlink_service.backoff import Backoff
+from ironlink_service.mqtt import ClientOptions, ConnectFailed, Connection, maintain
+from ironlink_service.supervisor import wait_any
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from ..contract.model import Reading, Rejected
 from ..metrics import Metrics
+from ..sink import Sink
 from . import mqtt_mapping
 
 log = logging.getLogger(__name__)
@@ -45,23 +51,14 @@ under 1 MB; at most 1000 x the 256 KiB payload limit with hostile input). One gr
 so this window allows far more than 20k messages/s; the ceiling is paho's per-message cost."""
 SESSION_EXPIRY_S = 7 * 24 * 3600
 """How long the local broker keeps our session (and queues for us) while the agent is down."""
-
-
-class AckingSink(Protocol):
-    def accept(
-        self,
-        readings: list[Reading],
-        ack: Callable[[], None] | None = None,
-        *,
-        key: bytes | None = None,
-        redelivered: bool = False,
-    ) -> None: ...
-    def reject(self, rejected: Rejected, ack: Callable[[], None] | None = None) -> None: ...
+BACKOFF_INITIAL_S = 1.0
+BACKOFF_MAX_S = 30.0
+KEEPALIVE_S = 30
 
 
 class MqttInput:
     def __init__(
-        self, cfg: Any, client_id: str, sink: AckingSink, metrics: Metrics, *, catalogue: Any = None
+        self, cfg: Any, client_id: str, sink: Sink, metrics: Metrics, *, catalogue: Any = None
     ) -> None:
         self.cfg = cfg
         self.sink = sink
@@ -70,61 +67,59 @@ class MqttInput:
         self.client_id = client_id
         self.connected = threading.Event()
         self._closing = False
-        self._client: mqtt.Client | None = None
 
-    def _build(self) -> mqtt.Client:
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
+    def _options(self) -> ClientOptions:
+        """MQTT v5, persistent session, manual acks, receive maximum (see the module docstring)."""
+        return ClientOptions(
+            host=self.cfg.host,
+            port=self.cfg.port,
             client_id=self.client_id,
-            protocol=mqtt.MQTTv5,
+            keepalive_s=KEEPALIVE_S,
+            username=self.cfg.username,
+            password=self.cfg.password,
+            clean_start=False,
+            session_expiry_s=SESSION_EXPIRY_S,
+            receive_maximum=RECEIVE_MAXIMUM,
             manual_ack=True,
         )
-        if self.cfg.username:
-            client.username_pw_set(self.cfg.username, self.cfg.password)
-        client.reconnect_delay_set(1, 30)
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
+
+    def _prepare(self, client: mqtt.Client, _conn: Connection) -> None:
         for topic_map in self.cfg.topics:
             client.message_callback_add(topic_map.topic, self._handler(topic_map))
         client.on_message = self._on_unmatched
-        return client
 
-    def _on_connect(
-        self, client: mqtt.Client, _u: Any, flags: Any, rc: ReasonCode, _p: Properties | None
-    ) -> None:
-        if rc.is_failure:
-            log.error(
-                "local broker refused the connection: %s",
-                rc,
-                extra={"event": "mqtt_input_connack", "reason_code": rc.value, "host": self.cfg.host},
-            )
-            return
+    def _on_connected(self, conn: Connection) -> None:
+        """paho's thread, at CONNACK: subscribe before any message of the session is handled."""
         self.connected.set()
         self.metrics.set("mqtt_input_connected", 1)
         subs = [(t.topic, SubscribeOptions(qos=t.qos)) for t in self.cfg.topics]
         if subs:
-            client.subscribe(subs)
+            conn.client.subscribe(subs)
+        conn.healthy = True  # a CONNACK from the local broker: the next loss starts the backoff afresh
         log.info(
             "connected to local broker",
             extra={
                 "event": "mqtt_input_connected",
                 "host": self.cfg.host,
                 "port": self.cfg.port,
-                "session_present": bool(getattr(flags, "session_present", False)),
+                "session_present": conn.session_present,
                 "topics": [t.topic for t in self.cfg.topics],
             },
         )
 
-    def _on_disconnect(
-        self, _c: mqtt.Client, _u: Any, _f: Any, rc: ReasonCode, _p: Properties | None
-    ) -> None:
-        self.connected.clear()
-        self.metrics.set("mqtt_input_connected", 0)
-        if not self._closing:
-            log.warning(
-                "local broker connection lost; paho reconnects",
-                extra={"event": "mqtt_input_disconnected", "reason": str(rc)},
-            )
+    def _connect_failed(self, exc: ConnectFailed, delay: float) -> None:
+        refused = exc.cause in ("auth", "connack")  # the broker answered: a config error, not an outage
+        log.log(
+            logging.ERROR if refused else logging.WARNING,
+            "local broker connection failed: %s",
+            exc,
+            extra={
+                "event": "mqtt_input_connack" if refused else "mqtt_input_connect_failed",
+                "cause": exc.cause,
+                "host": self.cfg.host,
+                "retry_in_s": round(delay, 2),
+            },
+        )
 
     def _on_unmatched(self, client: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         client.ack(msg.mid, msg.qos)
@@ -160,18 +155,34 @@ class MqttInput:
     async def run(self, stop: asyncio.Event, flush: Callable[[float], bool], timeout_s: float = 5.0) -> None:
         """Run until ``stop``; then stop taking messages, wait for queued commits (their acks), disconnect."""
         self._closing = False
-        client = self._build()
-        self._client = client
-        props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = SESSION_EXPIRY_S
-        props.ReceiveMaximum = RECEIVE_MAXIMUM
-        client.connect_async(self.cfg.host, self.cfg.port, keepalive=30, clean_start=False, properties=props)
-        client.loop_start()
+
+        async def session(conn: Connection) -> None:
+            try:
+                await wait_any(stop, conn.lost)
+                if stop.is_set():
+                    self._closing = True
+                    await asyncio.to_thread(flush, timeout_s)  # the acks go out before the disconnect
+            finally:
+                self.connected.clear()
+                self.metrics.set("mqtt_input_connected", 0)
+            if not stop.is_set():
+                log.warning(
+                    "local broker connection lost; reconnecting",
+                    extra={"event": "mqtt_input_disconnected", "reason": conn.lost_reason},
+                )
+
         try:
-            await stop.wait()
+            await maintain(
+                self._options(),
+                session,
+                stop,
+                Backoff(initial=BACKOFF_INITIAL_S, cap=BACKOFF_MAX_S),
+                prepare=self._prepare,
+                on_connected=self._on_connected,
+                on_failure=self._connect_failed,
+            )
         finally:
-            self._closing = True
-            await asyncio.to_thread(flush, timeout_s)
-            client.disconnect()
-            await asyncio.to_thread(client.loop_stop)
+            if not self._closing:  # stopped while not connected: commits still complete (acks are dropped)
+                self._closing = True
+                await asyncio.to_thread(flush, timeout_s)
             self.metrics.set("mqtt_input_connected", 0)

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Local MQTT message -> readings, by one ``MqttTopicMap``. Pure: no I/O, no clock unless none is given.
 
 Payloads come from devices we do not control, so everything hostile (oversized, invalid UTF-8, deeply nested
@@ -25,9 +26,10 @@ from datetime import datetime
 from math import isfinite
 from typing import Any
 
+from ironlink_contract.model import Reading, Rejected, is_valid_machine_id
+from ironlink_contract.topics import match_levels
+
 from ironlink_agent.config_inputs import MqttTopicMap
-from ironlink_agent.contract.model import Reading, Rejected, is_valid_machine_id
-from ironlink_agent.contract.topics import match_levels
 from ironlink_agent.normalise import Normaliser
 
 MAX_PAYLOAD_BYTES = 256 * 1024

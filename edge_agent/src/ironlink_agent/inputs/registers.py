@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Pure Modbus register decoding and read planning (no I/O, no pymodbus).
 
 A Modbus register is a 16-bit word; pymodbus hands it over as an ``int`` already assembled from the two

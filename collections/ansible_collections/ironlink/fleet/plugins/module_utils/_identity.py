@@ -33,6 +33,13 @@ FIELDS = ("client_id", "site_id", "gateway_id", "environment", "hostname")
 # Fields whose combination must be unique across the fleet.
 TRIPLE = ("client_id", "site_id", "gateway_id")
 
+# A gateway's name: its triple joined with "/" (CLIENT/SITE/GATEWAY), the certificate CN and MQTT user name.
+NAME_SEPARATOR = "/"
+GATEWAY_NAME = "gateway_name"
+
+# What roles can check (ironlink.fleet.identity test): the fields, and a gateway's name.
+KINDS = (*FIELDS, GATEWAY_NAME)
+
 INVENTORY_PREFIX = "ironlink_"
 ENV_PREFIX = "IRONLINK_"
 
@@ -51,6 +58,7 @@ _EXPECTED = {
         "an RFC 1123 label: 1-63 lower-case letters, digits or dashes, "
         "first and last a letter or digit (e.g. 'zam-weld-site-a-gw-01')"
     ),
+    "gateway_name": "CLIENT/SITE/GATEWAY, each " + _ID_RULE + " (e.g. 'ZAM-WELD/SITE-A/GW-01')",
 }
 
 
@@ -65,7 +73,7 @@ def env_var(field: str) -> str:
 
 
 def expected(field: str) -> str:
-    """Human description of the format ``field`` must have."""
+    """Human description of the format ``field`` (or ``gateway_name``) must have."""
     return _EXPECTED[field]
 
 
@@ -127,6 +135,23 @@ def field_error(field: str, value: t.Any) -> str | None:
     if ok:
         return None
     return f"{variable} = {value!r} is invalid: expected {expected(field)}"
+
+
+def is_valid(kind: str, value: t.Any) -> bool:
+    """Whether ``value`` is a valid ``kind``: one of :data:`FIELDS`, or ``gateway_name``."""
+    if kind == GATEWAY_NAME:
+        if not isinstance(value, str):
+            return False
+        parts = value.split(NAME_SEPARATOR)
+        return len(parts) == len(TRIPLE) and all(is_valid(TRIPLE[i], part) for i, part in enumerate(parts))
+    if kind not in FIELDS:
+        raise ValueError(f"unknown identity kind {kind!r}: expected one of {', '.join(KINDS)}")
+    return field_error(kind, value) is None
+
+
+def gateway_name(client_id: str, site_id: str, gateway_id: str) -> str:
+    """The gateway's name, e.g. ``ZAM-WELD/SITE-A/GW-01`` (not validated: see :func:`is_valid`)."""
+    return NAME_SEPARATOR.join((client_id, site_id, gateway_id))
 
 
 def validate_identity(identity: t.Mapping[str, t.Any]) -> list[str]:
