@@ -11,7 +11,7 @@ export PYTHONPATH := $(CURDIR)/tests
 # The four Python distributions (edge_agent/DESIGN.md, docs/architecture.md), installed editable for the tests.
 PY_DISTS := libs/contract libs/service edge_agent cloud_ingest
 
-.PHONY: help deps venv lab lab-down lab-status test lint test-collection test-molecule test-python
+.PHONY: help deps venv lab lab-init lab-down lab-status test lint test-collection test-molecule test-python
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
@@ -26,8 +26,11 @@ venv: $(VENV)/.installed ## Create the pinned Python venv
 deps: venv ## Install apt packages, podman config and the test image (once)
 	scripts/setup.sh
 
-lab: deps ## Start the local lab and run site_bringup.yml against it
+lab: deps ## Initialise the lab (secrets, CA: once), start its containers, run site_bringup.yml then cloud.yml
 	scripts/lab/lab-up.sh
+
+lab-init: venv ## Create the lab's secrets and fleet CA if missing (make lab runs it first; never replaces them)
+	scripts/lab/lab-init.sh
 
 lab-status: venv ## Show what the lab converged
 	scripts/lab/lab-status.sh

@@ -1,6 +1,11 @@
 # shellcheck shell=bash
 # Shared settings of the lab scripts (sourced, from the project root, with the venv on PATH).
-LAB_DIR=${LAB_DIR:-$PWD/.lab}
+# IRONLINK_LAB_DIR is where the lab keeps its SSH key, secrets and PKI; the lab inventory reads it from the environment
+# (inventories/lab/group_vars/all/lab.yml), so it is exported, and absolute.
+IRONLINK_LAB_DIR=${IRONLINK_LAB_DIR:-${LAB_DIR:-$PWD/.lab}}
+[[ $IRONLINK_LAB_DIR == /* ]] || IRONLINK_LAB_DIR=$PWD/$IRONLINK_LAB_DIR
+export IRONLINK_LAB_DIR
+LAB_DIR=$IRONLINK_LAB_DIR
 LAB_KEY=$LAB_DIR/ssh/id_ed25519
 LAB_NETWORK=ironlink-lab
 LAB_SUBNET=10.89.77.0/24

@@ -23,7 +23,7 @@ while read -r host ip; do
   printf '%-12s %-14s mosquitto influxdb ingest@1 ingest@2: %s\n' "$host" "$ip" "${units:-not reachable}"
 done < <(lab_hosts cloud)
 echo
-echo "Reach a host:      ssh -i .lab/ssh/id_ed25519 -o UserKnownHostsFile=/dev/null root@<address>"
-echo "Lab secrets, PKI: .lab/secrets/, .lab/pki/ (fleet CA: .lab/pki/ca/ca.crt; broker TLS on <cloud address>:8883)"
+echo "Reach a host:      ssh -i $LAB_DIR/ssh/id_ed25519 -o UserKnownHostsFile=/dev/null root@<address>"
+echo "Lab secrets, PKI: $LAB_DIR/secrets/, $LAB_DIR/pki/ (fleet CA: $LAB_DIR/pki/ca/ca.crt; broker TLS on <cloud address>:8883)"
 echo "Re-converge:       make lab          (a second run reports changed=0)"
 echo "Remove the lab:    make lab-down"

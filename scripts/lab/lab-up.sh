@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Start the local lab (the hosts of inventories/lab as podman systemd containers reached over real SSH), bring the
+# Initialise the lab once (scripts/lab/lab-init.sh: secrets and fleet CA, only if missing), start the local lab (the hosts of inventories/lab as podman systemd containers reached over real SSH), bring the
 # gateways up with playbooks/site_bringup.yml and the cloud host with playbooks/cloud.yml. Safe to re-run: it
 # converges, changing nothing. Extra arguments go to both ansible-playbook runs.
 set -euo pipefail
@@ -8,6 +8,7 @@ cd "$root"
 # shellcheck source=scripts/lab/lab-env.sh
 source scripts/lab/lab-env.sh
 
+scripts/lab/lab-init.sh
 scripts/testbed/build-image.sh
 podman network exists "$LAB_NETWORK" ||
   podman network create --subnet "$LAB_SUBNET" --label ironlink-lab=1 "$LAB_NETWORK" >/dev/null

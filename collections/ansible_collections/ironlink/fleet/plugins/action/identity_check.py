@@ -18,13 +18,16 @@ from ansible_collections.ironlink.fleet.plugins.module_utils._identity import (
     FIELDS,
     field_error,
     find_duplicates,
+    gateway_variables,
     inventory_var,
+    misspelt_variables,
     resolve_identity,
 )
 
 ARGUMENT_SPEC = {
     "group": {"type": "str", "default": "gateways"},
     "env_fallback": {"type": "bool", "default": True},
+    "outside_group": {"type": "bool", "default": False},
 }
 
 
@@ -44,15 +47,27 @@ class ActionModule(ActionBase):
         environ = os.environ if args["env_fallback"] else None
 
         me = task_vars["inventory_hostname"]
+        if args["outside_group"]:
+            return self._outside_group(result, me, group, task_vars)
         # This host: its task vars (inventory, plus play and extra vars), templated in its own context.
         own_values, template_errors = self._read(task_vars, self._templar.template)
         own_identity, own_sources = resolve_identity(own_values, environ)
         for field in template_errors:
             # Defined in the inventory but broken: never papered over by the environment.
             own_identity[field], own_sources[field] = None, "inventory"
+        # A misspelt variable (ironlink_gatway_id) leaves the real one unset: name it in that field's error.
+        misspelt = misspelt_variables(task_vars)
         errors = []
         for field in FIELDS:
             error = template_errors.get(field) or field_error(field, own_identity[field])
+            names = ", ".join(misspelt.get(field, ()))
+            if error and names:
+                error += f"; {names} is set: did you mean {inventory_var(field)}?"
+            elif names:
+                self._display.warning(
+                    f"identity_check on {me!r}: {names} is set but not used (did you mean "
+                    f"{inventory_var(field)}?)"
+                )
             if error:
                 errors.append(error)
 
@@ -99,6 +114,30 @@ class ActionModule(ActionBase):
             f"identity {triple} ({own_identity['environment']}, {own_identity['hostname']}) "
             f"is valid and unique in group {group!r}"
         )
+        return result
+
+    def _outside_group(
+        self, result: dict[str, t.Any], me: str, group: str, task_vars: dict[str, t.Any]
+    ) -> dict[str, t.Any]:
+        """Warn when a host outside ``group`` has a gateway's variables: no gateway play configures it."""
+        result["changed"] = False
+        members = task_vars.get("groups", {}).get(group) or []
+        found = [] if me in members else gateway_variables(task_vars)
+        if found:
+            warning = (
+                f"host {me!r} has {', '.join(found)} but is not in inventory group {group!r}: the "
+                f"gateway plays skip it and nothing is configured. Put it in group {group!r} (e.g. in a "
+                f"site group under {group!r})."
+            )
+            result["warnings"] = [warning]
+            result["msg"] = warning
+        else:
+            # Skipped, not ok: a run's recap keeps counting only the gateways whose identity was checked.
+            result["skipped"] = True
+            result["skip_reason"] = (
+                f"host {me!r} has no gateway variables: not a gateway outside group {group!r}"
+            )
+        result["outside_group"] = found
         return result
 
     @staticmethod

@@ -14,8 +14,10 @@ trailing newline (``"GW-01\\n"``).
 
 from __future__ import annotations
 
+import difflib
 import re
 import typing as t
+from collections.abc import Mapping
 
 # Client, site and gateway ids: upper-case letters, digits and dashes, 1-32 characters,
 # first and last character alphanumeric.  Examples: ZAM-WELD, SITE-A, GW-01.
@@ -60,6 +62,30 @@ _EXPECTED = {
     ),
     "gateway_name": "CLIENT/SITE/GATEWAY, each " + _ID_RULE + " (e.g. 'ZAM-WELD/SITE-A/GW-01')",
 }
+
+
+# YAML's words for the types a value can have, in test order (bool is an int in Python, so it comes first).
+_TYPE_WORDS: tuple[tuple[type | tuple[type, ...], str], ...] = (
+    (str, "a string"),
+    (bool, "a boolean"),
+    (int, "an integer"),
+    (float, "a number"),
+    (Mapping, "a mapping"),
+    ((list, tuple), "a list"),
+    (type(None), "null"),
+)
+
+
+def type_name(value: t.Any) -> str:
+    """What a value is, in the words of YAML: a string, an integer, a list, a mapping...
+
+    Never the Python class name: Ansible hands over its own subclasses (``_AnsibleTaggedInt``) that mean
+    nothing to an operator.
+    """
+    for types, word in _TYPE_WORDS:
+        if isinstance(value, types):
+            return word
+    return f"a {type(value).__name__}"
 
 
 def inventory_var(field: str) -> str:
@@ -123,8 +149,9 @@ def field_error(field: str, value: t.Any) -> str | None:
         )
     if not isinstance(value, str):
         return (
-            f"{variable} = {value!r} is a {type(value).__name__}, not a string: "
-            f"expected {expected(field)}; quote the value in YAML"
+            f"{variable} = {value!r} is {type_name(value)}, not a string: "
+            f'expected {expected(field)}; quote the value in YAML (quote it: {variable}: "..."; '
+            "unquoted, 01 is read as the number 1)"
         )
     if field == "environment":
         ok = value in ENVIRONMENTS
@@ -219,3 +246,36 @@ def find_duplicates(identities: t.Mapping[str, t.Mapping[str, t.Any]], host: str
                         f"{describe(identities[first])}: hosts {first!r} and {second!r} both use it; {hint}"
                     )
     return errors
+
+
+def misspelt_variables(names: t.Iterable[str]) -> dict[str, list[str]]:
+    """Variables that look like a misspelt identity variable: ``{field: [names]}``.
+
+    ``names`` are variable names (a host's variables); an ``ironlink_*`` name that is not an identity variable
+    but close to one (``ironlink_gatway_id``) is reported under that field, so the error can say what was
+    meant.
+    """
+    wanted = {inventory_var(field): field for field in FIELDS}
+    found: dict[str, list[str]] = {}
+    for name in sorted(names):
+        if not isinstance(name, str) or not name.lower().startswith(INVENTORY_PREFIX) or name in wanted:
+            continue
+        close = difflib.get_close_matches(name.lower(), list(wanted), n=1, cutoff=0.85)
+        if close:
+            found.setdefault(wanted[close[0]], []).append(name)
+    return found
+
+
+# The fields only a gateway has: a host outside the gateways group with one of them was meant to be a gateway.
+# (Cloud hosts have an environment and a hostname too.)
+GATEWAY_ONLY = ("site_id", "gateway_id")
+
+
+def gateway_variables(names: t.Iterable[str]) -> list[str]:
+    """The gateway-only identity variables (or misspellings of them) among ``names``: what marks a gateway."""
+    names = [name for name in names if isinstance(name, str)]
+    misspelt = misspelt_variables(names)
+    wanted = {inventory_var(field) for field in GATEWAY_ONLY}
+    found = {name for name in names if name in wanted}
+    found.update(name for field in GATEWAY_ONLY for name in misspelt.get(field, ()))
+    return sorted(found)

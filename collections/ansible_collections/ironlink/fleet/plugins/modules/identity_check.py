@@ -45,7 +45,18 @@ options:
         then reported as duplicates. Use it to provision a single gateway with C(--limit).
     type: bool
     default: true
+  outside_group:
+    description:
+      - Run on hosts outside O(group) (a play on C(all:!gateways)) instead; it never fails, but warns,
+        naming the host, when it has a gateway's variables (C(ironlink_site_id), C(ironlink_gateway_id) or
+        misspellings of them). Such a host was meant to be a gateway and would otherwise be skipped by every
+        gateway play without a word. Any other host is reported as skipped.
+    type: bool
+    default: false
+    version_added: 0.2.0
 notes:
+  - An C(ironlink_*) variable that is close to an identity variable (C(ironlink_gatway_id)) is named in the
+    error of the missing field, with the variable meant; when the field is set as well it is a warning.
   - Identity variables belong in the inventory (C(host_vars), C(group_vars)). The running host
     also sees play and extra vars; other hosts are read through C(hostvars), which holds inventory
     variables, facts and extra vars, templated in that host's own context.

@@ -282,3 +282,73 @@ def test_one_bad_host_stops_the_run_before_any_host_changes(tmp_path, bad):
     assert marks == []
     expected = "duplicate ironlink_hostname 'gw-02': hosts 'gw-02' and 'gw-04' both use it"
     assert expected in proc.stdout + proc.stderr
+
+
+def test_misspelt_variable_is_named_in_the_missing_fields_error(tmp_path):
+    hosts = {"gw-a": {"ironlink_gatway_id": "GW-01", "ironlink_hostname": "gw-a"}}
+    results = check(tmp_path, hosts, args="{env_fallback: false}")
+    assert results["gw-a"]["errors"] == [
+        "ironlink_gateway_id = <missing>: expected 1-32 upper-case letters, digits or dashes, first and "
+        "last a letter "
+        "or digit (e.g. 'GW-01'); set it in the inventory or export IRONLINK_GATEWAY_ID on the controller; "
+        "ironlink_gatway_id is set: did you mean ironlink_gateway_id?"
+    ]
+
+
+def test_misspelt_variable_beside_the_real_one_is_a_warning(tmp_path):
+    results = check(tmp_path, {"gw-a": gw("GW-01", "gw-a", ironlink_hostnme="gw-x")})
+    assert results["gw-a"]["failed"] is False
+    assert any(
+        "ironlink_hostnme is set but not used (did you mean ironlink_hostname?)" in w
+        for w in results["gw-a"]["warnings"]
+    )
+
+
+def test_unquoted_number_says_quote_it(tmp_path):
+    # What YAML makes of an unquoted 01: the integer 1 (an Ansible int subclass, never shown by its class
+    # name).
+    results = check(tmp_path, {"gw-a": gw(1, "gw-a")})
+    assert results["gw-a"]["errors"][0].startswith("ironlink_gateway_id = 1 is an integer, not a string")
+    assert 'quote it: ironlink_gateway_id: "..."' in results["gw-a"]["errors"][0]
+
+
+OUTSIDE_PLAY = """
+- name: Outside
+  hosts: all:!gateways
+  gather_facts: false
+  tasks:
+    - name: Check
+      ironlink.fleet.identity_check:
+        outside_group: true
+      register: result
+    - name: Record the result
+      ansible.builtin.copy:
+        content: "{{ result | to_json }}"
+        dest: "{{ out_dir }}/{{ inventory_hostname }}.json"
+        mode: "0644"
+      delegate_to: localhost
+"""
+
+
+def test_host_with_identity_outside_the_group_is_warned_about(tmp_path):
+    local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    inventory = {
+        "gateways": {"vars": GATEWAY_VARS, "hosts": {"gw-a": gw("GW-01", "gw-a")}},
+        "site_c": {"hosts": {"gw-c": {**local, "ironlink_gatway_id": "GW-03", "ironlink_site_id": "SITE-C"}}},
+        "cloud": {
+            "hosts": {"cloud-01": {**local, "ironlink_environment": "prod", "ironlink_hostname": "cloud-01"}}
+        },
+    }
+    proc = run_playbook(tmp_path, inventory, OUTSIDE_PLAY)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    results = {p.stem: json.loads(p.read_text()) for p in (tmp_path / "out").glob("*.json")}
+    assert sorted(results) == ["cloud-01", "gw-c"]
+    assert results["gw-c"]["outside_group"] == ["ironlink_gatway_id", "ironlink_site_id"]
+    assert results["gw-c"]["warnings"] == [
+        "host 'gw-c' has ironlink_gatway_id, ironlink_site_id but is not in inventory group 'gateways': the "
+        "gateway plays skip it and nothing is configured. Put it in group 'gateways' (e.g. in a site group "
+        "under 'gateways')."
+    ]
+    assert results["cloud-01"]["outside_group"] == []
+    assert results["cloud-01"]["skipped"] is True
+    assert "warnings" not in results["cloud-01"]

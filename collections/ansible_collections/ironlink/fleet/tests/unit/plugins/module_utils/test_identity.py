@@ -113,154 +113,59 @@ def test_missing_field_names_variable_and_env_var(value):
     ]
 
 
-@pytest.mark.parametrize("value", [1, 1.5, True, ["GW-01"], {"id": "GW-01"}])
-def test_non_string_values_are_rejected_with_a_hint(value):
+@pytest.mark.parametrize(
+    ("value", "kind"),
+    [
+        (1, "an integer"),
+        (1.5, "a number"),
+        (True, "a boolean"),
+        (["GW-01"], "a list"),
+        ({"id": "GW-01"}, "a mapping"),
+    ],
+)
+def test_non_string_values_are_rejected_with_a_hint(value, kind):
     errors = identity.validate_identity(with_(gateway_id=value))
     assert len(errors) == 1
-    assert errors[0].startswith(f"ironlink_gateway_id = {value!r} is a {type(value).__name__}, not a string")
-    assert "quote the value in YAML" in errors[0]
+    assert errors[0].startswith(f"ironlink_gateway_id = {value!r} is {kind}, not a string")
+    assert 'quote it: ironlink_gateway_id: "..."' in errors[0]
 
 
-def test_every_bad_field_is_reported_in_field_order():
-    errors = identity.validate_identity({"site_id": "site a", "environment": "live"})
-    assert [e.split(" ", 1)[0] for e in errors] == [
-        "ironlink_client_id",
-        "ironlink_site_id",
-        "ironlink_gateway_id",
-        "ironlink_environment",
-        "ironlink_hostname",
-    ]
+def test_type_names_are_yaml_words_even_for_subclasses():
+    # Ansible passes its own int subclass (_AnsibleTaggedInt): the message must not show that class name.
+    class TaggedInt(int):
+        pass
 
-
-# --- precedence: inventory wins, environment fills in ---------------------------------------------
-
-
-def test_inventory_wins_over_environment():
-    env = {"IRONLINK_SITE_ID": "SITE-B", "IRONLINK_GATEWAY_ID": "GW-99"}
-    resolved, sources = identity.resolve_identity(GOOD, env)
-    assert resolved == GOOD
-    assert set(sources.values()) == {"inventory"}
-
-
-@pytest.mark.parametrize("unset", [None, ""])
-def test_environment_fills_undefined_or_empty(unset):
-    inventory = with_(gateway_id=unset, hostname=unset)
-    del inventory["hostname"]  # one undefined, one None/empty
-    env = {
-        "IRONLINK_GATEWAY_ID": "GW-07",
-        "IRONLINK_HOSTNAME": "zam-weld-site-a-gw-07",
-        "IRONLINK_SITE_ID": "X",
-    }
-    resolved, sources = identity.resolve_identity(inventory, env)
-    assert resolved == with_(gateway_id="GW-07", hostname="zam-weld-site-a-gw-07")
-    assert sources == {
-        "client_id": "inventory",
-        "site_id": "inventory",
-        "gateway_id": "env",
-        "environment": "inventory",
-        "hostname": "env",
-    }
-
-
-def test_empty_environment_value_counts_as_missing():
-    resolved, sources = identity.resolve_identity(with_(gateway_id=""), {"IRONLINK_GATEWAY_ID": ""})
-    assert resolved["gateway_id"] is None
-    assert sources["gateway_id"] == "missing"
-
-
-def test_fallback_disabled():
-    resolved, sources = identity.resolve_identity(with_(gateway_id=None), None)
-    assert resolved["gateway_id"] is None
-    assert sources["gateway_id"] == "missing"
-
-
-def test_environment_values_are_validated_too():
-    resolved = identity.resolve_identity(with_(gateway_id=None), {"IRONLINK_GATEWAY_ID": "gw-07"})[0]
-    assert identity.validate_identity(resolved) == [
-        "ironlink_gateway_id = 'gw-07' is invalid: expected 1-32 upper-case letters, digits or dashes, "
-        "first and last a letter or digit (e.g. 'GW-01')"
-    ]
-
-
-# --- uniqueness ------------------------------------------------------------------------------------
-
-
-def test_distinct_fleet_has_no_duplicates():
-    fleet = {
-        "a": GOOD,
-        "b": with_(gateway_id="GW-02", hostname="zam-weld-site-a-gw-02"),
-        "c": with_(site_id="SITE-B", hostname="zam-weld-site-b-gw-01"),  # same gateway id, other site
-        "d": with_(client_id="ACME", hostname="acme-site-a-gw-01"),  # same site/gateway, other client
-    }
-    assert identity.find_duplicates(fleet) == []
-
-
-def test_duplicate_triple_names_both_hosts():
-    fleet = {"gw-b": with_(hostname="other"), "gw-a": GOOD}
-    assert identity.find_duplicates(fleet) == [
-        "duplicate gateway identity (client_id='ZAM-WELD', site_id='SITE-A', gateway_id='GW-01'): "
-        "hosts 'gw-a' and 'gw-b' both use it; give each gateway its own ironlink_gateway_id"
-    ]
-
-
-def test_duplicate_hostname_names_both_hosts():
-    fleet = {"gw-a": GOOD, "gw-b": with_(gateway_id="GW-02")}
-    assert identity.find_duplicates(fleet) == [
-        "duplicate ironlink_hostname 'zam-weld-site-a-gw-01': hosts 'gw-a' and 'gw-b' both use it; "
-        "hostnames must be unique across the fleet"
-    ]
-
-
-def test_both_duplicates_reported():
-    errors = identity.find_duplicates({"gw-a": GOOD, "gw-b": dict(GOOD)})
-    assert len(errors) == 2
-    assert all("'gw-a' and 'gw-b'" in e for e in errors)
-
-
-def test_uniqueness_is_case_insensitive():
-    fleet = {"gw-a": GOOD, "gw-b": with_(gateway_id="gw-01", hostname="ZAM-WELD-SITE-A-GW-01")}
-    errors = identity.find_duplicates(fleet)
-    assert len(errors) == 2
-
-
-def test_three_way_duplicate_gives_one_message_per_pair():
-    fleet = {"a": GOOD, "b": with_(hostname="b"), "c": with_(hostname="c")}
-    errors = identity.find_duplicates(fleet)
-    assert len(errors) == 3
-    assert ["'a' and 'b'" in errors[0], "'a' and 'c'" in errors[1], "'b' and 'c'" in errors[2]] == [True] * 3
-
-
-def test_filter_on_host_reports_only_its_pairs():
-    fleet = {
-        "a": GOOD,
-        "b": with_(hostname="b"),
-        "c": with_(gateway_id="GW-03", hostname="x"),
-        "d": with_(gateway_id="GW-04", hostname="x"),
-    }
-    assert identity.find_duplicates(fleet, host="c") == [
-        "duplicate ironlink_hostname 'x': hosts 'c' and 'd' both use it; "
-        "hostnames must be unique across the fleet"
-    ]
-    assert len(identity.find_duplicates(fleet, host="a")) == 1
-    assert identity.find_duplicates({"a": GOOD}, host="a") == []
-
-
-def test_incomplete_identities_are_not_duplicates():
-    fleet = {
-        "a": with_(gateway_id=None, hostname=None),
-        "b": with_(gateway_id=None, hostname=""),
-    }
-    assert identity.find_duplicates(fleet) == []
+    assert identity.type_name(TaggedInt(1)) == "an integer"
+    assert identity.type_name(None) == "null"
+    assert identity.type_name("x") == "a string"
 
 
 @pytest.mark.parametrize(
-    ("field", "env"),
+    ("names", "found"),
     [
-        ("client_id", "IRONLINK_CLIENT_ID"),
-        ("hostname", "IRONLINK_HOSTNAME"),
-        ("environment", "IRONLINK_ENVIRONMENT"),
+        (["ironlink_gatway_id", "ironlink_site_id"], {"gateway_id": ["ironlink_gatway_id"]}),
+        (
+            ["ironlink_client", "ironlink_hostnme", "IRONLINK_SITE_ID"],
+            {
+                "client_id": ["ironlink_client"],
+                "hostname": ["ironlink_hostnme"],
+                "site_id": ["IRONLINK_SITE_ID"],
+            },
+        ),
+        # Real variables of the project that only share the prefix are not misspellings.
+        (["ironlink_gateway_id", "ironlink_identity", "ironlink_broker_address", "gatway_id"], {}),
     ],
 )
-def test_variable_names(field, env):
-    assert identity.inventory_var(field) == f"ironlink_{field}"
-    assert identity.env_var(field) == env
+def test_misspelt_variables(names, found):
+    assert identity.misspelt_variables(names) == found
+
+
+def test_gateway_variables_include_misspellings():
+    # A cloud host has an environment and a hostname too: only the site and gateway ids mark a gateway.
+    names = ["ironlink_environment", "ironlink_hostname", "ironlink_client_id", "ironlink_broker_address", 3]
+    assert identity.gateway_variables(names) == []
+    assert identity.gateway_variables([*names, "ironlink_gatway_id"]) == ["ironlink_gatway_id"]
+    assert identity.gateway_variables(["ironlink_site_id", "ironlink_gateway_id"]) == [
+        "ironlink_gateway_id",
+        "ironlink_site_id",
+    ]
