@@ -10,6 +10,8 @@ export ANSIBLE_FORCE_COLOR := false
 export PYTHONPATH := $(CURDIR)/tests
 # The four Python distributions (edge_agent/DESIGN.md, docs/architecture.md), installed editable for the tests.
 PY_DISTS := libs/contract libs/service edge_agent cloud_ingest
+# make lab-status INVENTORY=<path>: the inventory whose hosts it shows.
+INVENTORY ?= inventories/lab
 
 .PHONY: help deps venv lab lab-init lab-down lab-status test lint test-collection test-molecule test-python
 help: ## List the targets
@@ -26,14 +28,14 @@ venv: $(VENV)/.installed ## Create the pinned Python venv
 deps: venv ## Install apt packages, podman config and the test image (once)
 	scripts/setup.sh
 
-lab: deps ## Initialise the lab (secrets, CA: once), start its containers, run site_bringup.yml then cloud.yml
+lab: deps ## deps, then scripts/lab/lab-up.sh: lab-init.sh (secrets, fleet_init.yml: once), containers, site_bringup.yml, cloud.yml, lab-status
 	scripts/lab/lab-up.sh
 
 lab-init: venv ## Create the lab's secrets and fleet CA if missing (make lab runs it first; never replaces them)
 	scripts/lab/lab-init.sh
 
-lab-status: venv ## Show what the lab converged
-	scripts/lab/lab-status.sh
+lab-status: venv ## What an inventory's hosts converged (INVENTORY=<path>, default inventories/lab)
+	scripts/lab/lab-status.sh $(INVENTORY)
 
 lab-down: ## Remove the local lab
 	scripts/lab/lab-down.sh

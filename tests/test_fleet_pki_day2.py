@@ -8,59 +8,21 @@ changed no byte of the PKI and created nothing.
 
 from __future__ import annotations
 
-import os
-import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from testsupport.playbook import PROJECT_CONFIG, PROJECT_DIR, ansible_env, ansible_playbook, output
-
-LAB_INVENTORY = PROJECT_DIR / "inventories" / "lab"
-LAB_INIT = PROJECT_DIR / "scripts" / "lab" / "lab-init.sh"
-INIT_PLAYBOOK = "playbooks/fleet_init.yml"
-# An ordinary (not init) fleet_pki run, as cloud.yml's fleet_pki play does it, without the remote plays.
-PKI_PLAYBOOK = """\
-- name: Fleet PKI on the controller
-  hosts: localhost
-  gather_facts: false
-  roles:
-    - role: fleet_pki
-"""
-RECAP = re.compile(r"^localhost\s*:\s*ok=\d+\s+changed=(\d+)", re.MULTILINE)
-
-
-def snapshot(directory: Path) -> dict[str, bytes]:
-    """Every file under ``directory`` (relative path -> content): what "byte-identical" is compared on."""
-    return {
-        str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()
-    }
-
-
-def changed(result: subprocess.CompletedProcess[str]) -> int:
-    found = RECAP.findall(result.stdout)
-    assert len(found) == 1, output(result)
-    return int(found[0])
-
-
-def lab_init(lab_dir: Path) -> subprocess.CompletedProcess[str]:
-    """scripts/lab/lab-init.sh (what `make lab` runs first) with the venv's ansible on PATH."""
-    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    env = ansible_env(PROJECT_CONFIG, {"IRONLINK_LAB_DIR": str(lab_dir), "PATH": path})
-    return subprocess.run(
-        [str(LAB_INIT)], cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=600, check=False
-    )
-
-
-def run_pki(
-    lab_dir: Path | None, playbook: Path | str, *args: str, inventory: Path = LAB_INVENTORY
-) -> subprocess.CompletedProcess[str]:
-    extra = {} if lab_dir is None else {"IRONLINK_LAB_DIR": str(lab_dir)}
-    return ansible_playbook(
-        playbook, *args, inventory=inventory, config=PROJECT_CONFIG, env=extra, timeout=600
-    )
+from testsupport.pki_runs import (
+    INIT_PLAYBOOK,
+    LAB_INVENTORY,
+    PKI_PLAYBOOK,
+    changed,
+    lab_init,
+    run_pki,
+    snapshot,
+)
+from testsupport.playbook import output
 
 
 @pytest.fixture(scope="module")
@@ -161,14 +123,6 @@ def test_replaced_ca_key_refuses(lab_copy: Path, pki_playbook: Path) -> None:
     assert result.returncode != 0
     text = output(result)
     assert "ca/ca.key is not the CA recorded in" in text and "Restore" in text, text
-    assert snapshot(lab_copy) == before
-
-
-def test_ca_rotation_request_is_refused_as_not_built(lab_copy: Path, pki_playbook: Path) -> None:
-    before = snapshot(lab_copy)
-    result = run_pki(lab_copy, pki_playbook, "-e", "fleet_pki_rotate_ca=lab")
-    assert result.returncode != 0
-    assert "rotating the fleet CA is not built yet, and nothing was changed" in output(result), output(result)
     assert snapshot(lab_copy) == before
 
 

@@ -14,12 +14,14 @@ export IRONLINK_TEST_IMAGE
 LAB_SSH=(ssh -n -i "$LAB_KEY" -o BatchMode=yes -o ConnectTimeout=3 -o StrictHostKeyChecking=no
   -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR)
 
-# "<inventory host> <address>" for every host of the lab inventory, or of one group ($1).
+# "<inventory host> <address>" for every container of the lab inventory, or of one group ($1): the hosts with an
+# ansible_host (not localhost, the controller of group controller).
 lab_hosts() {
   ansible-inventory -i inventories/lab --list |
     python3 -c 'import json,sys; d=json.load(sys.stdin); hv=d["_meta"]["hostvars"]
 def members(g): return d.get(g, {}).get("hosts", []) + [h for c in d.get(g, {}).get("children", []) for h in members(c)]
-for h in sorted(set(members(sys.argv[1]))): print(h, hv[h]["ansible_host"])' "${1:-all}"
+for h in sorted(set(members(sys.argv[1]))):
+    if "ansible_host" in hv.get(h, {}): print(h, hv[h]["ansible_host"])' "${1:-all}"
 }
 
 lab_wait_ssh() {

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Initialise the lab once (scripts/lab/lab-init.sh: secrets and fleet CA, only if missing), start the local lab (the hosts of inventories/lab as podman systemd containers reached over real SSH), bring the
-# gateways up with playbooks/site_bringup.yml and the cloud host with playbooks/cloud.yml. Safe to re-run: it
-# converges, changing nothing. Extra arguments go to both ansible-playbook runs.
+# `make lab`: initialise the lab once (scripts/lab/lab-init.sh: its secrets, then playbooks/fleet_init.yml for the fleet
+# CA; both only if missing), start the hosts of inventories/lab as podman systemd containers reached over real SSH,
+# bring the gateways up with playbooks/site_bringup.yml and the cloud host with playbooks/cloud.yml (both logged to
+# $IRONLINK_LAB_DIR/last-run.log), then print scripts/lab/lab-status.sh. Safe to re-run: it converges, changing
+# nothing. Extra arguments go to both ansible-playbook runs.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"

@@ -222,3 +222,27 @@ def cloud_broker(d: Path, pki: Pki, accounts: CloudAccounts) -> Broker:
         "topic read ironlink/#\n"
     )
     return secure_broker("cloud", d, pki, users, acl, max_packet_size=4_000_000)
+
+
+def certificate_broker(d: Path, *, cafile: Path, certfile: Path, keyfile: Path, crlfile: Path) -> Broker:
+    """The fleet broker's mutual-TLS listener as roles/cloud_broker configures it: a client certificate from a
+    trusted CA (``cafile``, checked against ``crlfile``) is the login, its CN the user name. ``restart()``
+    re-reads the files, which callers replace in place (Mosquitto 2.0 reloads no CA or CRL on SIGHUP)."""
+    d.mkdir(parents=True, exist_ok=True)
+    d.chmod(0o755)
+    port = free_port()
+    conf = f"""\
+per_listener_settings false
+allow_anonymous false
+persistence false
+{_logging(_log_file(d))}
+listener {port} 127.0.0.1
+cafile {cafile}
+certfile {certfile}
+keyfile {keyfile}
+crlfile {crlfile}
+require_certificate true
+use_identity_as_username true
+tls_version tlsv1.2
+"""
+    return Broker("fleet", d, conf, {"tls": port})

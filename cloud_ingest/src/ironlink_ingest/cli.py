@@ -79,19 +79,24 @@ def _dead_letters(args: argparse.Namespace) -> int:
         return EXIT_FAILURE
     store = DeadLetterStore(path, max_bytes=config.dead_letter_max_bytes, max_payload_bytes=1024)
     try:
-        for dl in store.list(args.limit, args.reason):
-            doc = {
-                "id": dl.id,
-                "ts_ms": dl.ts_ms,
-                "reason": dl.reason,
-                "detail": dl.detail,
-                "topic": dl.topic,
-                "payload_len": dl.payload_len,
-                "payload_b64": base64.b64encode(dl.payload).decode() if args.payload else None,
-            }
-            print(json.dumps(doc, separators=(",", ":")))
+        letters = list(store.list(args.limit, args.reason))  # at most --limit rows
     finally:
         store.close()
+    if not letters:
+        # On stderr: the operator reads "nothing rejected", not silence; stdout stays JSON lines only.
+        which = f" with reason {args.reason}" if args.reason is not None else ""
+        print(f"no dead letters{which} in {path}", file=sys.stderr)
+    for dl in letters:
+        doc = {
+            "id": dl.id,
+            "ts_ms": dl.ts_ms,
+            "reason": dl.reason,
+            "detail": dl.detail,
+            "topic": dl.topic,
+            "payload_len": dl.payload_len,
+            "payload_b64": base64.b64encode(dl.payload).decode() if args.payload else None,
+        }
+        print(json.dumps(doc, separators=(",", ":")))
     return EXIT_OK
 
 

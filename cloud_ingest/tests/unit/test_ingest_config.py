@@ -1,14 +1,16 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Ingest config validation: every error at once, secrets from env, check-config CLI."""
+"""Ingest config validation: every error at once, secrets from env, check-config and dead-letters CLI."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import yaml
 from ironlink_ingest.cli import main
 from ironlink_ingest.config import ConfigError, database_name, load_config, parse_config
+from ironlink_ingest.deadletter import DeadLetterStore
 
 
 def good(tmp_path: Path) -> dict:
@@ -145,3 +147,28 @@ def test_check_config_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str], mo
 def test_check_config_unreadable(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check-config", str(tmp_path / "missing.yml")]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_dead_letters_cli_says_when_there_are_none(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch
+) -> None:
+    for k, v in ENV.items():
+        monkeypatch.setenv(k, v)
+    path = tmp_path / "ingest.yml"
+    path.write_text(yaml.safe_dump(good(tmp_path)))
+    store_path = tmp_path / "state" / "1" / "dead_letters.sqlite"
+    store = DeadLetterStore(store_path, max_bytes=10_000, max_payload_bytes=100)
+    store.close()
+    assert main(["dead-letters", "-c", str(path)]) == 0
+    out, err = capsys.readouterr()
+    assert out == "" and err == f"no dead letters in {store_path}\n"
+    store = DeadLetterStore(store_path, max_bytes=10_000, max_payload_bytes=100)
+    store.add("spoofed", "GW02 wrote as GW01", "ironlink/ACME/P1/GW01/telemetry", b"x")
+    store.close()
+    assert main(["dead-letters", "-c", str(path)]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["reason"] == "spoofed" and err == ""
+    # A filter that matches nothing says so too, naming the filter.
+    assert main(["dead-letters", "-c", str(path), "--reason", "malformed"]) == 0
+    out, err = capsys.readouterr()
+    assert out == "" and err == f"no dead letters with reason malformed in {store_path}\n"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shlex
 import shutil
 import socket
@@ -271,6 +272,19 @@ def test_removed_and_revoked_gateways_lose_access(broker_ip, tmp_path):
         client = connect(broker_ip, PASSWORD_PORT, name, password(name))
         assert client.ok
         client.close()
+
+
+def test_broker_log_has_no_error_lines(host):
+    """From the package's first start on: no SIGHUP met a new listener set, nothing failed to load.
+
+    The first converge changes mosquitto.conf (new listeners) with the password file and the ACL: only the
+    restart may run (roles/cloud_broker/handlers/main.yml); a reload would log "Error: It is not currently
+    possible to add/remove listeners when reloading the config file.". `OpenSSL Error[…]` lines are the
+    clients the tests above make the broker refuse, not broker errors, and do not match.
+    """
+    log = host.file("/var/log/mosquitto/mosquitto.log").content_string
+    errors = [line for line in log.splitlines() if re.search(r"\bError: |Error found at", line)]
+    assert errors == []
 
 
 VALIDATOR = "/usr/local/libexec/ironlink/mosquitto-validate"
