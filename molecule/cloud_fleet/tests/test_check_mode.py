@@ -76,7 +76,8 @@ def test_dry_run_of_a_revocation_and_new_ingest_code_shows_every_change_and_rest
         cloud.check_output(f"printf '%s' '{installed}' > {RECORD}")
     # The revocation: the ACL, the re-signed CRL, its install on the broker and the restart that loads it.
     # One CRL per signing CA (two while a CA rotation is in progress): here the fleet CA's alone.
-    assert results(stdout, "fleet_pki : Sign the CRLs") == ["changed: [localhost] => (item=(censored due to no_log))"], stdout
+    signed = results(stdout, "fleet_pki : Sign the CRLs")
+    assert signed == ["changed: [localhost] => (item=(censored due to no_log))"], stdout
     assert results(stdout, "cloud_broker : Install the ACL") == ["changed: [ironlink-cf-cloud]"], stdout
     assert results(stdout, "cloud_broker : Install the CRL") == ["changed: [ironlink-cf-cloud]"], stdout
     assert results(stdout, "cloud_broker : Restart mosquitto") == ["changed: [ironlink-cf-cloud]"], stdout
