@@ -170,6 +170,26 @@ listener {port} 127.0.0.1
     return Broker("local", d, conf, {"mqtt": port})
 
 
+def _tls_listener(
+    port: int,
+    *,
+    cafile: Path,
+    certfile: Path,
+    keyfile: Path,
+    crlfile: Path | None = None,
+    identity_as_username: bool = False,
+) -> str:
+    """A loopback TLS listener that requires a client certificate from ``cafile`` (checked against
+    ``crlfile`` when given); with ``identity_as_username`` the certificate's CN is the login, otherwise a
+    password is needed too."""
+    crl = f"crlfile {crlfile}\n" if crlfile is not None else ""
+    as_username = "true" if identity_as_username else "false"
+    return (
+        f"listener {port} 127.0.0.1\ncafile {cafile}\ncertfile {certfile}\nkeyfile {keyfile}\n{crl}"
+        f"require_certificate true\nuse_identity_as_username {as_username}\ntls_version tlsv1.2"
+    )
+
+
 def secure_broker(
     name: str, d: Path, pki: Pki, users: Iterable[tuple[str, str]], acl: str, *, max_packet_size: int
 ) -> Broker:
@@ -197,13 +217,7 @@ max_queued_messages 0
 max_queued_bytes 0
 max_inflight_messages 100
 max_packet_size {max_packet_size}
-listener {tls_port} 127.0.0.1
-cafile {pki.ca_cert}
-certfile {pki.server_cert}
-keyfile {pki.server_key}
-require_certificate true
-use_identity_as_username false
-tls_version tlsv1.2
+{_tls_listener(tls_port, cafile=pki.ca_cert, certfile=pki.server_cert, keyfile=pki.server_key)}
 listener {plain_port} 127.0.0.1
 """
     return Broker(name, d, conf, {"tls": tls_port, "plain": plain_port})
@@ -231,18 +245,14 @@ def certificate_broker(d: Path, *, cafile: Path, certfile: Path, keyfile: Path, 
     d.mkdir(parents=True, exist_ok=True)
     d.chmod(0o755)
     port = free_port()
+    listener = _tls_listener(
+        port, cafile=cafile, certfile=certfile, keyfile=keyfile, crlfile=crlfile, identity_as_username=True
+    )
     conf = f"""\
 per_listener_settings false
 allow_anonymous false
 persistence false
 {_logging(_log_file(d))}
-listener {port} 127.0.0.1
-cafile {cafile}
-certfile {certfile}
-keyfile {keyfile}
-crlfile {crlfile}
-require_certificate true
-use_identity_as_username true
-tls_version tlsv1.2
+{listener}
 """
     return Broker("fleet", d, conf, {"tls": port})
