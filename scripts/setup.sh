@@ -5,13 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # mosquitto and influxdb: the real brokers and databases the integration tests start on loopback ports
 # (podman, runc, netavark and aardvark-dns are scripts/testbed/podman-setup.sh's: the lab needs them too)
-# shellcheck: ansible-test sanity skips its shellcheck test with only a warning when the program is missing
+# and shellcheck, because ansible-test sanity skips its shellcheck test with only a warning when the program is missing
 pkgs=(mosquitto mosquitto-clients influxdb openssl python3-venv shellcheck)
-need=()
-for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
-if ((${#need[@]})); then
-  echo "apt: installing ${need[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
+scripts/testbed/apt-install.sh "${pkgs[@]}"
 scripts/testbed/build-image.sh

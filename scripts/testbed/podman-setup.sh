@@ -7,15 +7,7 @@
 # depends on (seen on a fresh machine: "netavark: No such file or directory" at container creation).
 # The backend is checked after install, so that failure is loud and early.
 set -euo pipefail
-need=()
-for pkg in podman runc netavark aardvark-dns iptables debootstrap uidmap; do
-  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
-done
-if ((${#need[@]})); then
-  echo "apt: installing ${need[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
+"$(dirname "$0")/apt-install.sh" podman runc netavark aardvark-dns iptables debootstrap uidmap
 conf=/etc/containers/containers.conf
 want='[containers]
 default_ulimits = []
